@@ -1,0 +1,115 @@
+//! The command line grammar: global options and the list of subcommands.
+//! Each subcommand's own options live beside its code (`publish.rs`,
+//! `subscribe.rs`, ...); this file only gathers them for clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use shmbus::{Bus, BusOptions};
+
+use crate::error::CliError;
+
+/// Shown after the top-level `--help`.
+const EXAMPLES: &str = "\
+Quick start:
+  shmbusd &                          # start the bus daemon
+  shmbus sub sensors/temp            # terminal 1: print messages as they come
+  shmbus pub sensors/temp 21.5       # terminal 2: publish one message
+  shmbus stats                       # who is publishing, who is behind
+
+Exit status: 0 ok, 1 runtime error, 2 usage error, 3 timeout.";
+
+/// Publish, subscribe, inspect and manage a shmbus shared-memory message bus.
+#[derive(Parser, Debug)]
+#[command(name = "shmbus", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes: which bus, and where its daemon's socket is.
+#[derive(clap::Args, Debug)]
+pub struct Global {
+    /// Bus to use ([A-Za-z0-9_-]{1,32}).
+    #[arg(long, global = true, env = "SHMBUS_BUS", default_value = shmbus::names::DEFAULT_BUS)]
+    pub bus: String,
+    /// Directory of the daemon's socket [default: $XDG_RUNTIME_DIR/shmbus or /tmp/shmbus-UID].
+    #[arg(long, global = true, env = "SHMBUS_RUNTIME_DIR", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl Global {
+    /// Connects to the bus's daemon; a bad bus name is a usage error.
+    pub fn connect(&self) -> Result<Bus, CliError> {
+        shmbus::names::validate_bus(&self.bus)?;
+        let opts = BusOptions {
+            name: self.bus.clone(),
+            runtime_dir: self
+                .runtime_dir
+                .clone()
+                .filter(|d| !d.as_os_str().is_empty()),
+        };
+        Ok(Bus::connect_with(&opts)?)
+    }
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish messages: arguments, stdin lines or a file.
+    #[command(name = "pub")]
+    Pub(crate::publish::PubArgs),
+    /// Print messages of one or more topics as they arrive.
+    #[command(name = "sub")]
+    Sub(crate::subscribe::SubArgs),
+    /// List the bus's topics with their settings and usage.
+    #[command(visible_alias = "ls")]
+    Topics(crate::topics::TopicsArgs),
+    /// Counters, rates and lag per topic, publisher and subscriber.
+    Stats(crate::stats::StatsArgs),
+    /// Create a topic with chosen settings.
+    Create(crate::manage::CreateArgs),
+    /// Remove a topic and its shared memory.
+    Rm(crate::manage::RmArgs),
+    /// Print a shell completion script.
+    Completions(crate::completions::CompletionsArgs),
+}
+
+/// Checks topic names given on the command line before anything connects,
+/// so a typo is a usage error that names the rule it broke.
+pub fn validate_topics<'a>(topics: impl IntoIterator<Item = &'a String>) -> Result<(), CliError> {
+    for topic in topics {
+        shmbus::names::validate_topic(topic)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example() {
+        for sub in Cli::command().get_subcommands() {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("shmbus "),
+                "`{}` has no example in its --help",
+                sub.get_name()
+            );
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `shmbus`, the command line tool of the shmbus message bus: publish,
+//! subscribe, inspect and manage topics from the shell (SPEC §7).
+//!
+//! It is a thin user of the `shmbus` library: `cli.rs` holds the grammar,
+//! each subcommand has its own file (`publish.rs`, `subscribe.rs`,
+//! `topics.rs`, `stats.rs`, `manage.rs`, `completions.rs`), and the helpers
+//! they share are one concept each (`format.rs` for message output,
+//! `duration.rs`, `size.rs`, `units.rs`, `table.rs`, `lines.rs`,
+//! `output.rs`, `signals.rs`). `main` only parses, dispatches and turns the
+//! outcome into an exit status, in one place (`error.rs`).
+
+mod cli;
+mod completions;
+mod duration;
+mod error;
+mod format;
+mod lines;
+mod manage;
+mod output;
+mod publish;
+mod signals;
+mod size;
+mod stats;
+mod subscribe;
+mod table;
+mod timestamp;
+mod topics;
+mod units;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    quiet_panics();
+    // Usage errors exit 2 and `--help` exits 0, both inside clap.
+    let Cli { global, command } = Cli::parse();
+    let outcome = match command {
+        Command::Pub(args) => publish::run(&global, args),
+        Command::Sub(args) => subscribe::run(&global, args),
+        Command::Topics(args) => topics::run(&global, args),
+        Command::Stats(args) => stats::run(&global, args),
+        Command::Create(args) => manage::create(&global, args),
+        Command::Rm(args) => manage::rm(&global, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+/// Prints one line on stderr, `shmbus: <text>`. A closed stderr is ignored:
+/// there is nobody left to tell.
+pub fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr(), "shmbus: {text}");
+}
+
+/// A bug must still not greet the user with a backtrace: report it as one
+/// line that says what to do, and exit 1 (the default panic exit is 101).
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        warn(&format!(
+            "internal error ({what}{place}): this is a bug, please report it with the command you ran"
+        ));
+        std::process::exit(1);
+    }));
+}

@@ -1,0 +1,91 @@
+//! `shmbus topics` (alias `ls`): the bus's topics with their settings and
+//! usage, as an aligned table or, with `--json`, as a JSON array for scripts.
+
+use shmbus::TopicInfo;
+
+use crate::cli::Global;
+use crate::error::CliError;
+use crate::output::Output;
+use crate::table::{Align, Table};
+use crate::units;
+
+const EXAMPLES: &str = "\
+Examples:
+  shmbus topics
+  shmbus ls --bus robot
+  shmbus topics --json | jq -r '.[].topic'";
+
+/// Options of `shmbus topics`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct TopicsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `shmbus topics`.
+pub fn run(global: &Global, args: TopicsArgs) -> Result<(), CliError> {
+    let bus = global.connect()?;
+    let mut topics = bus
+        .topics()
+        .map_err(|e| CliError::from(e).context("cannot list topics"))?;
+    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let mut out = Output::new();
+    if args.json {
+        let array: Vec<serde_json::Value> = topics.iter().map(json_object).collect();
+        let text = serde_json::to_string_pretty(&array)
+            .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
+        out.write(text.as_bytes())?;
+        out.write(b"\n")?;
+    } else if topics.is_empty() {
+        // An empty table says nothing; say where we looked.
+        out.write(format!("no topics on bus `{}`\n", global.bus).as_bytes())?;
+    } else {
+        out.write(table(&topics).render().as_bytes())?;
+    }
+    out.flush()
+}
+
+/// The table for people.
+fn table(topics: &[TopicInfo]) -> Table {
+    let mut t = Table::new(&[
+        ("TOPIC", Align::Left),
+        ("POLICY", Align::Left),
+        ("CAPACITY", Align::Right),
+        ("MAX SIZE", Align::Right),
+        ("PUBS", Align::Right),
+        ("SUBS", Align::Right),
+        ("MESSAGES", Align::Right),
+        ("MEMORY", Align::Right),
+    ]);
+    for info in topics {
+        t.row(vec![
+            info.topic.clone(),
+            info.config.policy.to_string(),
+            info.config.capacity.to_string(),
+            units::bytes(u64::from(info.config.max_msg_size)),
+            info.publishers.to_string(),
+            info.subscribers.to_string(),
+            info.published.to_string(),
+            units::bytes(info.memory_bytes),
+        ]);
+    }
+    t
+}
+
+/// One topic for `--json`: exact integers, the policy as in the config file.
+fn json_object(info: &TopicInfo) -> serde_json::Value {
+    serde_json::json!({
+        "topic": info.topic,
+        "capacity": info.config.capacity,
+        "max_msg_size": info.config.max_msg_size,
+        "policy": info.config.policy.to_string(),
+        "max_publishers": info.config.max_publishers,
+        "max_subscribers": info.config.max_subscribers,
+        "publishers": info.publishers,
+        "subscribers": info.subscribers,
+        "published": info.published,
+        "memory_bytes": info.memory_bytes,
+    })
+}
