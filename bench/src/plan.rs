@@ -1,0 +1,219 @@
+//! The list of cases a run executes, with their sizes and iteration counts.
+//!
+//! Counts are chosen so that each repetition takes a fraction of a second on
+//! a two-core VM (enough samples for a stable median and a meaningful
+//! p99.9), and `--quick` divides them so that a whole run takes seconds.
+
+use crate::baselines::stream::StreamKind;
+use crate::options::{BenchOptions, Group};
+use crate::shmbus_cases::Wait;
+
+/// One KiB.
+pub const KIB: usize = 1024;
+/// One MiB.
+pub const MIB: usize = 1024 * 1024;
+
+/// What a case measures and how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CaseKind {
+    /// Raw shared-memory spin ping-pong.
+    SpinFloor,
+    /// Raw futex ping-pong.
+    FutexFloor,
+    /// Single-thread memcpy.
+    Memcpy,
+    /// Ping-pong over a pipe or Unix socket.
+    StreamLatency(StreamKind),
+    /// Stream over a pipe or Unix socket.
+    StreamThroughput(StreamKind),
+    /// Ping-pong over two POSIX message queues.
+    MqLatency,
+    /// Stream over a POSIX message queue.
+    MqThroughput,
+    /// shmbus ping-pong.
+    ShmbusLatency(Wait),
+    /// shmbus 1 → 1 stream.
+    ShmbusThroughput {
+        /// Loan/recv_ref instead of send/recv.
+        zero_copy: bool,
+    },
+    /// shmbus 1 → N.
+    ShmbusFanOut {
+        /// N.
+        subscribers: usize,
+    },
+}
+
+/// One case with its counts.
+#[derive(Clone, Debug)]
+pub struct CaseDef {
+    /// Stable identifier (JSON key, reference in ratios), e.g.
+    /// `shmbus/latency/spin/64`.
+    pub id: String,
+    /// Group it belongs to.
+    pub group: Group,
+    /// Name in the table.
+    pub label: String,
+    /// Message size in bytes.
+    pub size: usize,
+    /// What it does.
+    pub kind: CaseKind,
+    /// Unmeasured leading iterations or messages.
+    pub warmup: u64,
+    /// Measured iterations or messages (bursts for fan-out).
+    pub iters: u64,
+}
+
+/// Subscriber counts of the fan-out.
+pub const FANOUT_SUBSCRIBERS: [usize; 5] = [1, 2, 4, 8, 16];
+/// Wait strategy of fan-out subscribers (they share one core).
+pub const FANOUT_WAIT: Wait = Wait::Park;
+
+/// Stable ids of the cases the targets compare.
+pub mod ids {
+    /// Spin floor.
+    pub const SPIN_FLOOR: &str = "floor/spin";
+    /// Futex floor.
+    pub const FUTEX_FLOOR: &str = "floor/futex";
+    /// memcpy 1 MiB.
+    pub const MEMCPY: &str = "floor/memcpy/1048576";
+    /// Unix socket 64 B stream.
+    pub const UNIX_TPUT_64: &str = "unix/throughput/64";
+    /// Unix socket 64 B ping-pong.
+    pub const UNIX_LAT_64: &str = "unix/latency/64";
+    /// shmbus spin 64 B ping-pong.
+    pub const SHMBUS_SPIN_64: &str = "shmbus/latency/spin/64";
+    /// shmbus park 64 B ping-pong.
+    pub const SHMBUS_PARK_64: &str = "shmbus/latency/park/64";
+    /// shmbus copy 64 B stream.
+    pub const SHMBUS_COPY_64: &str = "shmbus/throughput/copy/64";
+    /// shmbus copy 1 MiB stream.
+    pub const SHMBUS_COPY_1M: &str = "shmbus/throughput/copy/1048576";
+    /// shmbus zero-copy 1 MiB stream.
+    pub const SHMBUS_ZC_1M: &str = "shmbus/throughput/zero-copy/1048576";
+    /// shmbus fan-out to N subscribers.
+    pub fn fanout(n: usize) -> String {
+        format!("shmbus/fanout/{n}")
+    }
+}
+
+/// Iteration budgets before `--quick` scaling.
+struct Budget {
+    spin_latency: u64,
+    sleep_latency: u64,
+}
+
+/// Builds the cases `opts` selects, in report order.
+pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
+    let div = if opts.quick { 20 } else { 1 };
+    let b = Budget {
+        spin_latency: 200_000 / div,
+        sleep_latency: 30_000 / div,
+    };
+    let mut out = Vec::new();
+    let mut add = |id: String, group: Group, label: String, size: usize, kind: CaseKind, iters: u64| {
+        let iters = iters.max(10);
+        out.push(CaseDef {
+            id,
+            group,
+            label,
+            size,
+            kind,
+            warmup: (iters / 10).max(2),
+            iters,
+        });
+    };
+    if opts.wants(Group::Floors) {
+        add(ids::SPIN_FLOOR.into(), Group::Floors, "floor: spin, 1 line".into(), 8, CaseKind::SpinFloor, b.spin_latency);
+        add(ids::FUTEX_FLOOR.into(), Group::Floors, "floor: futex wake".into(), 4, CaseKind::FutexFloor, b.sleep_latency);
+        add(ids::MEMCPY.into(), Group::Floors, "memcpy, 1 thread".into(), MIB, CaseKind::Memcpy, 3_000 / div);
+    }
+    if opts.wants(Group::Kernel) {
+        for kind in [StreamKind::Pipe, StreamKind::UnixSocket] {
+            let key = stream_key(kind);
+            add(format!("{key}/latency/64"), Group::Kernel, kind.name().into(), 64, CaseKind::StreamLatency(kind), b.sleep_latency);
+            for size in [64, 4 * KIB, MIB] {
+                add(
+                    format!("{key}/throughput/{size}"),
+                    Group::Kernel,
+                    kind.name().into(),
+                    size,
+                    CaseKind::StreamThroughput(kind),
+                    kernel_messages(size) / div,
+                );
+            }
+        }
+        add("mq/latency/64".into(), Group::Kernel, "posix mq".into(), 64, CaseKind::MqLatency, b.sleep_latency);
+        for size in [64, 4 * KIB] {
+            add(format!("mq/throughput/{size}"), Group::Kernel, "posix mq".into(), size, CaseKind::MqThroughput, kernel_messages(size) / div);
+        }
+    }
+    if opts.wants(Group::Latency) {
+        for size in [64, 4 * KIB] {
+            for wait in [Wait::Spin, Wait::SpinThenPark, Wait::Park] {
+                let iters = if wait == Wait::Park { b.sleep_latency } else { b.spin_latency };
+                add(
+                    format!("shmbus/latency/{}/{size}", wait.name()),
+                    Group::Latency,
+                    format!("shmbus {}", wait.name()),
+                    size,
+                    CaseKind::ShmbusLatency(wait),
+                    iters,
+                );
+            }
+        }
+    }
+    if opts.wants(Group::Throughput) {
+        for size in [64, 4 * KIB, MIB] {
+            for zero_copy in [false, true] {
+                let path = if zero_copy { "zero-copy" } else { "copy" };
+                add(
+                    format!("shmbus/throughput/{path}/{size}"),
+                    Group::Throughput,
+                    format!("shmbus {path}"),
+                    size,
+                    CaseKind::ShmbusThroughput { zero_copy },
+                    shmbus_messages(size) / div,
+                );
+            }
+        }
+    }
+    if opts.wants(Group::Fanout) {
+        for n in FANOUT_SUBSCRIBERS {
+            add(
+                ids::fanout(n),
+                Group::Fanout,
+                format!("shmbus 1 -> {n}"),
+                crate::shmbus_cases::fanout::SIZE,
+                CaseKind::ShmbusFanOut { subscribers: n },
+                200 / div,
+            );
+        }
+    }
+    out
+}
+
+fn stream_key(kind: StreamKind) -> &'static str {
+    match kind {
+        StreamKind::Pipe => "pipe",
+        StreamKind::UnixSocket => "unix",
+    }
+}
+
+/// Messages per repetition of a kernel stream (about 0.3 s each here).
+fn kernel_messages(size: usize) -> u64 {
+    match size {
+        s if s <= 64 => 300_000,
+        s if s <= 4 * KIB => 100_000,
+        _ => 1_000,
+    }
+}
+
+/// Messages per repetition of a shmbus stream.
+fn shmbus_messages(size: usize) -> u64 {
+    match size {
+        s if s <= 64 => 2_000_000,
+        s if s <= 4 * KIB => 400_000,
+        _ => 3_000,
+    }
+}

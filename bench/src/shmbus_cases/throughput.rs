@@ -1,0 +1,132 @@
+//! shmbus throughput, one publisher to one subscriber: a stream of messages
+//! as fast as the publisher can send them, measured at the subscriber.
+//!
+//! Two paths: *copy* (`send` from the publisher's buffer, `recv` on the
+//! subscriber) and *zero-copy* (`loan` a slot, write it in place, `commit`;
+//! `recv_ref` on the subscriber). On the zero-copy path the publisher writes
+//! only the 8-byte stamp into the slot: it measures handing a buffer over,
+//! which is what zero-copy is for; a producer that fills the whole slot pays
+//! for that write wherever it writes.
+
+use std::sync::atomic::Ordering;
+
+use shmbus::{Publisher, SubscribeOptions, Subscriber};
+
+use super::topic::BenchTopic;
+use super::{read_stamp, stamp, ShmbusRole, Wait};
+use crate::child::Role;
+use crate::clock::now_ns;
+use crate::control::Control;
+use crate::stats::Sample;
+use crate::supervisor::{Ctx, Session};
+
+/// Ring slots for a message size: up to 1024 slots, the ring kept near
+/// 4 MiB (inside the last-level cache) but never under 8 slots.
+pub fn capacity_for(size: usize) -> u64 {
+    let fit = ((4 << 20) / size.max(1)) as u64;
+    let fit = if fit.is_power_of_two() { fit } else { fit.next_power_of_two() / 2 };
+    fit.clamp(8, 1024)
+}
+
+/// Streams `warmup + measured` messages of `size` bytes to one subscriber.
+pub fn run(ctx: &Ctx, bus: &str, size: usize, zero_copy: bool, warmup: u64, measured: u64) -> Result<Sample, String> {
+    let total = warmup + measured;
+    let topic = BenchTopic::create(bus, "stream", capacity_for(size), size)?;
+    let wait = Wait::SpinThenPark;
+    let role = Role::Shmbus(ShmbusRole::Sink {
+        bus: bus.to_string(),
+        topic: topic.name().to_string(),
+        wait,
+        size,
+        total,
+        warmup,
+        zero_copy,
+        progress: false,
+    });
+    let session = Session::start(ctx, "shmbus throughput", vec![role])?;
+    let mut publisher =
+        Publisher::attach(bus, topic.name()).map_err(|e| format!("cannot publish on {}: {e}", topic.name()))?;
+    publisher.set_wait_strategy(wait.strategy());
+    publish(&mut publisher, size, zero_copy, 0, total)?;
+    session.wait_results(1);
+    let rate = session.control().result(0).rate()?;
+    session.finish()?;
+    Ok(Sample::Throughput { msgs_per_sec: rate })
+}
+
+/// Publishes messages `from..to` (their index stamped in), by copy or loan.
+pub fn publish(publisher: &mut Publisher, size: usize, zero_copy: bool, from: u64, to: u64) -> Result<(), String> {
+    if zero_copy {
+        for i in from..to {
+            let mut loan = publisher.loan(size).map_err(|e| format!("loan failed: {e}"))?;
+            stamp(&mut loan, i);
+            loan.commit();
+        }
+    } else {
+        let mut msg = vec![0x5Au8; size];
+        for i in from..to {
+            stamp(&mut msg, i);
+            publisher.send(&msg).map_err(|e| format!("send failed: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// What a receiving child does (see [`ShmbusRole::Sink`]).
+pub struct SinkParams<'a> {
+    /// Bus name.
+    pub bus: &'a str,
+    /// Topic.
+    pub topic: &'a str,
+    /// Subscriber wait strategy.
+    pub wait: Wait,
+    /// Message size.
+    pub size: usize,
+    /// Messages.
+    pub total: u64,
+    /// Unmeasured leading messages.
+    pub warmup: u64,
+    /// `recv_ref` instead of `recv`.
+    pub zero_copy: bool,
+    /// Store progress after every message.
+    pub progress: bool,
+}
+
+/// Child side: receive and check every message, time from message `warmup`
+/// to the last.
+pub fn sink_child(control: &Control, index: usize, p: &SinkParams<'_>) -> Result<(), String> {
+    let mut sub = Subscriber::attach(
+        p.bus,
+        p.topic,
+        SubscribeOptions {
+            from_start: false,
+            wait: p.wait.strategy(),
+        },
+    )
+    .map_err(|e| format!("cannot subscribe to {}: {e}", p.topic))?;
+    let result = control.result(index);
+    control.mark_ready();
+    let mut first_ns = 0;
+    for i in 0..p.total {
+        let (len, got) = if p.zero_copy {
+            let m = sub.recv_ref().map_err(|e| format!("recv_ref failed: {e}"))?;
+            (m.data().len(), read_stamp(m.data()))
+        } else {
+            let m = sub.recv().map_err(|e| format!("recv failed: {e}"))?;
+            (m.data.len(), read_stamp(m.data))
+        };
+        if len != p.size || got != Some(i) {
+            return Err(format!("message {i} arrived wrong: {len} bytes, stamp {got:?}"));
+        }
+        if i == p.warmup {
+            first_ns = now_ns();
+        }
+        if p.progress {
+            // SYNC POINT: pairs with the parent's Acquire in fan-out bursts.
+            result.progress.store(i + 1, Ordering::Release);
+        }
+    }
+    let last = now_ns();
+    result.finish(first_ns, last, p.total - p.warmup - 1);
+    Ok(())
+}

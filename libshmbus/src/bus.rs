@@ -1,0 +1,463 @@
+//! The client side of the control protocol: [`Bus`] asks `shmbusd` to open,
+//! create, remove, list and measure topics, then attaches publishers and
+//! subscribers straight to the topic's segments.
+//!
+//! The daemon is needed only to *set up*: once a [`Publisher`] or
+//! [`Subscriber`] is attached, messages flow through shared memory and the
+//! daemon may stop, crash or restart without the client noticing.
+//!
+//! ```no_run
+//! use shmbus::{Bus, SubscribeOptions};
+//! let bus = Bus::connect("default")?;
+//! let mut publisher = bus.publisher("sensors/imu")?;
+//! let mut subscriber = bus.subscriber("sensors/imu", SubscribeOptions::default())?;
+//! publisher.send(b"hello")?;
+//! assert_eq!(subscriber.recv()?.data, b"hello");
+//! # Ok::<(), shmbus::Error>(())
+//! ```
+//!
+//! Each request uses a fresh connection to the control socket. A `Bus` so
+//! holds no connection between calls: it is `Send + Sync`, starts no thread,
+//! and a daemon restart between two calls is invisible to it.
+
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::{
+    decode_reply, encode_frame, FrameReader, Op, Outcome, ReplyBody, Request, Role,
+    MAX_REPLY_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION,
+};
+use crate::error::{Error, Result};
+use crate::names::{default_runtime_dir, socket_path, validate_bus, validate_topic, DEFAULT_BUS};
+use crate::{Publisher, SubscribeOptions, Subscriber, TopicConfig, TopicStats};
+
+/// How long a client waits for the daemon to answer one request. The daemon
+/// answers from memory, so this only matters when it is stopped (SIGSTOP) or
+/// wedged; the call then fails instead of hanging.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to find a bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusOptions {
+    /// The bus name (`[A-Za-z0-9_-]{1,32}`).
+    pub name: String,
+    /// The directory holding the daemon's socket; `None` for the default
+    /// (`SHMBUS_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/shmbus`, else
+    /// `/tmp/shmbus-<uid>`).
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl Default for BusOptions {
+    /// The bus named by `SHMBUS_BUS`, else `default`, in the default runtime
+    /// directory.
+    fn default() -> Self {
+        let name = std::env::var("SHMBUS_BUS")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_BUS.to_string());
+        BusOptions {
+            name,
+            runtime_dir: None,
+        }
+    }
+}
+
+/// A topic as listed by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub topic: String,
+    /// Its settings.
+    pub config: TopicConfig,
+    /// Live publishers attached now.
+    pub publishers: u32,
+    /// Live subscribers attached now.
+    pub subscribers: u32,
+    /// Messages published so far (the next sequence number).
+    pub published: u64,
+    /// Shared memory the topic reserves, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl TopicInfo {
+    /// The summary of a topic from its settings and a stats snapshot.
+    pub fn new(config: TopicConfig, stats: &TopicStats) -> TopicInfo {
+        TopicInfo {
+            topic: stats.topic.clone(),
+            memory_bytes: stats.memory_bytes,
+            config,
+            publishers: stats.publishers,
+            subscribers: stats.subscribers,
+            published: stats.published,
+        }
+    }
+}
+
+/// A connection to one bus's daemon (see the module docs).
+#[derive(Debug)]
+pub struct Bus {
+    name: String,
+    runtime_dir: PathBuf,
+    socket: PathBuf,
+    next_id: AtomicU64,
+}
+
+impl Bus {
+    /// Connects to the bus `name` in the default runtime directory.
+    ///
+    /// Fails with [`Error::InvalidName`] for a bad name and
+    /// [`Error::NoDaemon`] when no `shmbusd` serves the bus.
+    pub fn connect(name: &str) -> Result<Bus> {
+        Bus::connect_with(&BusOptions {
+            name: name.to_string(),
+            runtime_dir: None,
+        })
+    }
+
+    /// Connects to the bus described by `opts`, checking that a daemon
+    /// serving that bus answers in a protocol version this crate speaks.
+    pub fn connect_with(opts: &BusOptions) -> Result<Bus> {
+        validate_bus(&opts.name)?;
+        let runtime_dir = opts.runtime_dir.clone().unwrap_or_else(default_runtime_dir);
+        let bus = Bus {
+            socket: socket_path(&runtime_dir, &opts.name),
+            name: opts.name.clone(),
+            runtime_dir,
+            next_id: AtomicU64::new(1),
+        };
+        let hello = Op::Hello {
+            client: format!("shmbus {} (pid {})", env!("CARGO_PKG_VERSION"), std::process::id()),
+        };
+        match bus.request(hello)? {
+            ReplyBody::Hello { bus: served, .. } if served == bus.name => Ok(bus),
+            ReplyBody::Hello { bus: served, .. } => Err(Error::Protocol(format!(
+                "socket {} is served by shmbusd for bus `{served}`, not `{}`",
+                bus.socket.display(),
+                bus.name
+            ))),
+            other => Err(unexpected("hello", &other)),
+        }
+    }
+
+    /// The bus name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The runtime directory holding the daemon's socket.
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    /// The daemon's control socket.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Opens `topic` for publishing: the daemon checks the caller's right
+    /// and creates the topic with its defaults if it does not exist (when
+    /// auto-create is on); the publisher then attaches to the segments.
+    pub fn publisher(&self, topic: &str) -> Result<Publisher> {
+        self.open(topic, Role::Publish)?;
+        Publisher::attach(&self.name, topic)
+    }
+
+    /// Opens `topic` for subscribing, like [`Bus::publisher`].
+    pub fn subscriber(&self, topic: &str, opts: SubscribeOptions) -> Result<Subscriber> {
+        self.open(topic, Role::Subscribe)?;
+        Subscriber::attach(&self.name, topic, opts)
+    }
+
+    /// Asks the daemon to make sure `topic` exists and that the caller may
+    /// use it in `role`; returns the topic's summary and whether this call
+    /// created it.
+    pub fn open(&self, topic: &str, role: Role) -> Result<(TopicInfo, bool)> {
+        validate_topic(topic)?;
+        let op = Op::Open {
+            topic: topic.to_string(),
+            role,
+        };
+        match self.request(op)? {
+            ReplyBody::Opened { info, created } => Ok((info, created)),
+            other => Err(unexpected("open", &other)),
+        }
+    }
+
+    /// Creates `topic` with `cfg`. Creating a topic that exists with the same
+    /// settings succeeds; with other settings it fails.
+    pub fn create_topic(&self, topic: &str, cfg: &TopicConfig) -> Result<TopicInfo> {
+        validate_topic(topic)?;
+        cfg.validate()?;
+        let op = Op::Create {
+            topic: topic.to_string(),
+            config: cfg.clone(),
+        };
+        match self.request(op)? {
+            ReplyBody::Created { info } => Ok(info),
+            other => Err(unexpected("create", &other)),
+        }
+    }
+
+    /// Removes `topic`: attached clients get [`Error::Closed`] and its
+    /// segments are unlinked.
+    pub fn remove_topic(&self, topic: &str) -> Result<()> {
+        validate_topic(topic)?;
+        match self.request(Op::Remove {
+            topic: topic.to_string(),
+        })? {
+            ReplyBody::Removed => Ok(()),
+            other => Err(unexpected("remove", &other)),
+        }
+    }
+
+    /// Every topic of the bus, sorted by name.
+    pub fn topics(&self) -> Result<Vec<TopicInfo>> {
+        match self.request(Op::List)? {
+            ReplyBody::Topics { topics } => Ok(topics),
+            other => Err(unexpected("list", &other)),
+        }
+    }
+
+    /// Detailed statistics of `topic`, or of every topic.
+    pub fn stats(&self, topic: Option<&str>) -> Result<Vec<TopicStats>> {
+        if let Some(t) = topic {
+            validate_topic(t)?;
+        }
+        match self.request(Op::Stats {
+            topic: topic.map(str::to_string),
+        })? {
+            ReplyBody::Stats { stats } => Ok(stats),
+            other => Err(unexpected("stats", &other)),
+        }
+    }
+
+    /// Sends one request on a fresh connection and returns the daemon's
+    /// successful reply, or its error mapped to [`Error`].
+    pub fn request(&self, op: Op) -> Result<ReplyBody> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = encode_frame(
+            &Request {
+                v: PROTOCOL_VERSION,
+                id,
+                op,
+            },
+            MAX_REQUEST_LEN,
+        )?;
+        let mut stream = self.dial()?;
+        let sent = stream.write_all(&frame);
+        // A daemon that refuses the connection (too many clients) writes its
+        // error and closes before reading: prefer its reply to EPIPE.
+        let reply = match self.read_reply(&mut stream) {
+            Ok(reply) => reply,
+            Err(e) => {
+                sent.map_err(|e| Error::io("cannot send a request to shmbusd", e))?;
+                return Err(e);
+            }
+        };
+        let reply = decode_reply(&reply)?;
+        if reply.id != id {
+            return Err(Error::Protocol(format!(
+                "shmbusd answered request {} to request {id}",
+                reply.id
+            )));
+        }
+        match reply.outcome {
+            Outcome::Ok(body) => Ok(body),
+            Outcome::Error(e) => Err(e.into_error()),
+        }
+    }
+
+    fn dial(&self) -> Result<UnixStream> {
+        let stream = UnixStream::connect(&self.socket).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => self.no_daemon(),
+            io::ErrorKind::PermissionDenied => Error::Denied(format!(
+                "cannot connect to {}: the socket is open only to shmbusd's user and the groups its config names",
+                self.socket.display()
+            )),
+            _ if e.raw_os_error() == Some(libc::ENOTDIR) => self.no_daemon(),
+            _ => Error::io(format!("cannot connect to {}", self.socket.display()), e),
+        })?;
+        let timeouts = stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)));
+        timeouts.map_err(|e| Error::io("cannot set a timeout on the control socket", e))?;
+        Ok(stream)
+    }
+
+    fn read_reply(&self, stream: &mut UnixStream) -> Result<Vec<u8>> {
+        let mut reader = FrameReader::new(MAX_REPLY_LEN);
+        loop {
+            match reader.next_frame() {
+                Ok(Some(body)) => return Ok(body),
+                Ok(None) => {}
+                Err(e) => return Err(Error::Protocol(format!("bad reply from shmbusd: {e}"))),
+            }
+            match reader.read_from(stream) {
+                Ok(0) => {
+                    return Err(Error::Daemon(format!(
+                        "shmbusd for bus `{}` closed the connection without answering (is it shutting down?)",
+                        self.name
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Error::Daemon(format!(
+                        "shmbusd for bus `{}` did not answer within {} s (is it stopped?)",
+                        self.name,
+                        REPLY_TIMEOUT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(Error::io("cannot read shmbusd's reply", e)),
+            }
+        }
+    }
+
+    fn no_daemon(&self) -> Error {
+        Error::NoDaemon {
+            bus: self.name.clone(),
+            socket: self.socket.clone(),
+        }
+    }
+}
+
+fn unexpected(op: &str, body: &ReplyBody) -> Error {
+    let kind = match body {
+        ReplyBody::Hello { .. } => "hello",
+        ReplyBody::Opened { .. } => "opened",
+        ReplyBody::Created { .. } => "created",
+        ReplyBody::Removed => "removed",
+        ReplyBody::Topics { .. } => "topics",
+        ReplyBody::Stats { .. } => "stats",
+    };
+    Error::Protocol(format!("shmbusd answered `{op}` with `{kind}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::LEN_PREFIX;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn bus_is_send_and_sync() {
+        assert_send_sync::<Bus>();
+    }
+
+    #[test]
+    fn no_daemon_names_bus_and_socket() {
+        let dir = tempdir();
+        let err = Bus::connect_with(&BusOptions {
+            name: "nobody-here".into(),
+            runtime_dir: Some(dir.clone()),
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::NoDaemon { .. }), "{text}");
+        assert!(text.contains("shmbusd --bus nobody-here"), "{text}");
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_bus_name_is_refused_before_connecting() {
+        let err = Bus::connect("a.b").unwrap_err();
+        assert!(matches!(err, Error::InvalidName { kind: "bus", .. }));
+    }
+
+    /// A peer that reads one request and answers with `answer`, to check that
+    /// a broken daemon yields errors, never a hang or a panic.
+    fn serve_once(answer: Vec<u8>) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let dir = tempdir();
+        let listener = UnixListener::bind(socket_path(&dir, "b")).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut len = [0u8; LEN_PREFIX];
+            s.read_exact(&mut len).unwrap();
+            let mut body = vec![0; u32::from_le_bytes(len) as usize];
+            s.read_exact(&mut body).unwrap();
+            let _ = s.write_all(&answer);
+        });
+        (dir, handle)
+    }
+
+    fn bus_at(dir: &Path) -> Bus {
+        Bus {
+            name: "b".into(),
+            runtime_dir: dir.to_path_buf(),
+            socket: socket_path(dir, "b"),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    #[test]
+    fn broken_replies_are_errors() {
+        let huge = u32::MAX.to_le_bytes().to_vec();
+        let truncated = [&20u32.to_le_bytes()[..], b"{\"v\":1"].concat();
+        let garbage = [&3u32.to_le_bytes()[..], b"xyz"].concat();
+        let wrong_id = encode_frame(
+            &crate::control::Reply {
+                v: 1,
+                id: 99,
+                outcome: Outcome::Ok(ReplyBody::Removed),
+            },
+            MAX_REPLY_LEN,
+        )
+        .unwrap();
+        for answer in [huge, truncated, garbage, wrong_id] {
+            let (dir, handle) = serve_once(answer);
+            let err = bus_at(&dir).request(Op::List).unwrap_err();
+            assert!(
+                matches!(err, Error::Protocol(_) | Error::Daemon(_)),
+                "{err}"
+            );
+            handle.join().unwrap();
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn daemon_errors_become_library_errors() {
+        let reply = encode_frame(
+            &crate::control::Reply {
+                v: 1,
+                id: 1,
+                outcome: Outcome::Error(crate::control::ErrorReply::NoSuchTopic {
+                    message: "no topic".into(),
+                    topic: "t".into(),
+                }),
+            },
+            MAX_REPLY_LEN,
+        )
+        .unwrap();
+        let (dir, handle) = serve_once(reply);
+        let err = bus_at(&dir).remove_topic("t").unwrap_err();
+        assert!(matches!(err, Error::NoSuchTopic(t) if t == "t"));
+        handle.join().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempdir() -> PathBuf {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shmbus-bus-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,78 @@
+//! # shmbus — a shared-memory message bus for one Linux host
+//!
+//! A daemon (`shmbusd`) creates named POSIX shared-memory segments holding
+//! ring buffers; this crate maps them so that processes publish and
+//! subscribe with no system call on the fast path, waiting on process-shared
+//! futexes when there is nothing to do.
+//!
+//! Where to start reading:
+//! * users: [`Bus`] (connect to a bus's daemon), [`Publisher`],
+//!   [`Subscriber`] and the policies on [`TopicConfig`];
+//! * the concurrent core: [`ring`](crate::ring) (the protocol and why it is
+//!   correct), [`layout`] (the memory layout, drawn), [`semaphore`] and
+//!   [`eventcount`] on [`futex`];
+//! * process-level building blocks: [`segment`] (shm_open, reservation,
+//!   mapping) and [`liveness`] (OFD-lock tokens the kernel releases when a
+//!   process dies);
+//! * the daemon's side: [`TopicOwner`] (create, adopt, reap, close) and
+//!   [`control`] (the control-socket protocol).
+//!
+//! ```no_run
+//! # fn main() -> shmbus::Result<()> {
+//! let bus = shmbus::Bus::connect("default")?;
+//! let mut publisher = bus.publisher("greetings")?;
+//! let mut subscriber = bus.subscriber("greetings", Default::default())?;
+//! publisher.send(b"hello")?;
+//! assert_eq!(subscriber.recv()?.data, b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! The concurrent core is model-checked with `loom`:
+//! `RUSTFLAGS="--cfg loom" cargo test -p shmbus --release --lib loom`.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod eventcount;
+pub mod futex;
+pub mod layout;
+pub mod names;
+pub(crate) mod ring;
+pub mod semaphore;
+pub(crate) mod sync;
+
+#[cfg(not(loom))]
+pub mod bus;
+#[cfg(not(loom))]
+pub mod control;
+#[cfg(not(loom))]
+pub mod liveness;
+#[cfg(not(loom))]
+pub mod publisher;
+#[cfg(not(loom))]
+pub mod segment;
+#[cfg(not(loom))]
+pub mod subscriber;
+#[cfg(not(loom))]
+pub mod topic;
+
+#[cfg(all(test, loom))]
+mod loom_model;
+
+pub use error::{Error, Result};
+pub use eventcount::EventCount;
+pub use layout::{Policy, TopicConfig};
+pub use ring::WaitStrategy;
+pub use semaphore::Semaphore;
+
+#[cfg(not(loom))]
+pub use bus::{Bus, BusOptions, TopicInfo};
+#[cfg(not(loom))]
+pub use publisher::{Loan, Publisher};
+#[cfg(not(loom))]
+pub use subscriber::{wait_any, Message, MessageGuard, Messages, OwnedMessage, SubscribeOptions, Subscriber};
+#[cfg(not(loom))]
+pub use topic::{
+    list_bus_topics, remove_bus_segments, remove_segment_files, PublisherStats, ReapReport,
+    SegmentPerms, SubscriberStats, TopicOwner, TopicStats,
+};

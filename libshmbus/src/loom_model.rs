@@ -1,0 +1,396 @@
+//! Model checks of the concurrent core with `loom`: the ring protocol of
+//! `ring.rs` and the semaphore and event count, exactly as the segments run
+//! them, on heap memory.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmbus --release --lib loom`.
+//! The models are kept small (capacity 2, a few messages) and preemptions
+//! bounded (`LOOM_MAX_PREEMPTIONS`, default 2 here) so the exhaustive search
+//! finishes in CI; every interleaving up to that bound is explored.
+//!
+//! Payloads in the model are two 64-bit words written with separate relaxed
+//! stores, so a broken seqlock would let a reader accept a torn pair; every
+//! model checks it never does.
+
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::error::Error;
+use crate::layout::{
+    DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared, TopicConfig,
+};
+use crate::ring::{self, Deadline, PubReclaim, RingMemory, WaitStrategy};
+use crate::semaphore::Semaphore;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A topic on plain memory.
+struct HeapRing {
+    geo: Geometry,
+    data: DataShared,
+    subs: SubsShared,
+    slots: Vec<SlotHeader>,
+    payload: Vec<[AtomicU64; 2]>,
+    pubs: Vec<PubEntry>,
+    subscribers: Vec<SubEntry>,
+}
+
+impl HeapRing {
+    fn new(capacity: u64, policy: Policy, pubs: u32, subs: u32) -> HeapRing {
+        let cfg = TopicConfig {
+            capacity,
+            max_msg_size: 16,
+            policy,
+            max_publishers: pubs,
+            max_subscribers: subs,
+        };
+        let geo = Geometry::new(&cfg, 1).unwrap();
+        let pubs: Vec<PubEntry> = (0..pubs).map(|_| PubEntry::zeroed()).collect();
+        for e in &pubs {
+            e.inflight.store(crate::layout::NO_SEQ, Ordering::Relaxed);
+        }
+        HeapRing {
+            geo,
+            data: DataShared::zeroed(),
+            subs: SubsShared::zeroed(),
+            slots: (0..capacity).map(|_| SlotHeader::zeroed()).collect(),
+            payload: (0..capacity)
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+            pubs,
+            subscribers: (0..subs).map(|_| SubEntry::zeroed()).collect(),
+        }
+    }
+}
+
+impl RingMemory for HeapRing {
+    fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+    fn data(&self) -> &DataShared {
+        &self.data
+    }
+    fn subs(&self) -> &SubsShared {
+        &self.subs
+    }
+    fn slot(&self, seq: u64) -> &SlotHeader {
+        &self.slots[(seq & self.geo.mask) as usize]
+    }
+    fn pub_entry(&self, i: u32) -> &PubEntry {
+        &self.pubs[i as usize]
+    }
+    fn sub_entry(&self, i: u32) -> &SubEntry {
+        &self.subscribers[i as usize]
+    }
+    fn write_payload(&self, seq: u64, src: &[u8]) {
+        let w = &self.payload[(seq & self.geo.mask) as usize];
+        let a = u64::from_le_bytes(src[0..8].try_into().unwrap());
+        let b = u64::from_le_bytes(src[8..16].try_into().unwrap());
+        w[0].store(a, Ordering::Relaxed);
+        w[1].store(b, Ordering::Relaxed);
+    }
+    fn read_payload(&self, seq: u64, dst: &mut [u8]) {
+        let w = &self.payload[(seq & self.geo.mask) as usize];
+        dst[0..8].copy_from_slice(&w[0].load(Ordering::Relaxed).to_le_bytes());
+        dst[8..16].copy_from_slice(&w[1].load(Ordering::Relaxed).to_le_bytes());
+    }
+}
+
+/// The model's message for `seq` from publisher `p`: both words carry it.
+fn msg(p: u64, seq_hint: u64) -> [u8; 16] {
+    let v = (p << 32) | seq_hint;
+    let mut m = [0u8; 16];
+    m[0..8].copy_from_slice(&v.to_le_bytes());
+    m[8..16].copy_from_slice(&v.to_le_bytes());
+    m
+}
+
+fn check_whole(buf: &[u8]) -> u64 {
+    let a = u64::from_le_bytes(buf[0..8].try_into().unwrap());
+    let b = u64::from_le_bytes(buf[8..16].try_into().unwrap());
+    assert_eq!(a, b, "torn message");
+    a
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+/// Receives one message or a loss report, parking when empty.
+fn recv_one(
+    r: &HeapRing,
+    s: &mut ring::SubLocal,
+    strategy: WaitStrategy,
+) -> Result<(u64, u64), Error> {
+    let mut buf = [0u8; 16];
+    loop {
+        let f = ring::wait_readable(r, s, strategy, Deadline::Never)?;
+        if ring::copy_out(r, &f, &mut buf) {
+            ring::consume(r, s, &f);
+            return Ok((f.seq, check_whole(&buf)));
+        }
+    }
+}
+
+#[test]
+fn loom_block_two_publishers_two_subscribers() {
+    // Capacity 2, two publishers sending 2 each (4 messages, so the ring
+    // wraps and publishers must wait for both subscribers), two parking
+    // subscribers: each sees all 4, in order, whole, per-publisher FIFO.
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 2));
+        let mut subs_local: Vec<_> = (0..2)
+            .map(|i| ring::attach_subscriber(&*r, i, 1, false))
+            .collect();
+        let pubs: Vec<_> = (0..2u32)
+            .map(|p| {
+                let r = Arc::clone(&r);
+                thread::spawn(move || {
+                    let mut local = ring::attach_publisher(&*r, p, 1);
+                    for k in 0..2 {
+                        ring::publish(
+                            &*r,
+                            &mut local,
+                            &msg(u64::from(p), k),
+                            0,
+                            WaitStrategy::Park,
+                            Deadline::Never,
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut s1 = subs_local.pop().unwrap();
+        let r1 = Arc::clone(&r);
+        let sub1 = thread::spawn(move || {
+            (0..4)
+                .map(|_| recv_one(&r1, &mut s1, WaitStrategy::Park).unwrap())
+                .collect::<Vec<_>>()
+        });
+        let mut s0 = subs_local.pop().unwrap();
+        let got0: Vec<_> = (0..4)
+            .map(|_| recv_one(&r, &mut s0, WaitStrategy::Park).unwrap())
+            .collect();
+        let got1 = sub1.join().unwrap();
+        for p in pubs {
+            p.join().unwrap();
+        }
+        for got in [got0, got1] {
+            let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+            assert_eq!(seqs, vec![0, 1, 2, 3]);
+            for p in 0..2u64 {
+                let mine: Vec<u64> = got
+                    .iter()
+                    .filter(|g| g.1 >> 32 == p)
+                    .map(|g| g.1 & 0xffff_ffff)
+                    .collect();
+                assert_eq!(mine, vec![0, 1], "publisher {p}'s messages in order");
+            }
+        }
+    });
+}
+
+#[test]
+fn loom_drop_oldest_lapping_reports_exact_loss() {
+    // One publisher sends 4 into capacity 2 while a subscriber reads
+    // concurrently: whatever the interleaving, delivered + lost == 4,
+    // sequences strictly increase, and nothing is torn.
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::DropOldest, 1, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let r2 = Arc::clone(&r);
+        let publisher = thread::spawn(move || {
+            let mut local = ring::attach_publisher(&*r2, 0, 1);
+            for k in 0..4 {
+                ring::publish(
+                    &*r2,
+                    &mut local,
+                    &msg(0, k),
+                    0,
+                    WaitStrategy::Spin,
+                    Deadline::Never,
+                )
+                .unwrap();
+            }
+        });
+        let mut delivered = 0u64;
+        let mut lost = 0u64;
+        let mut last: Option<u64> = None;
+        let mut buf = [0u8; 16];
+        while delivered + lost < 4 {
+            match ring::peek(&*r, &mut s) {
+                Ok(Some(f)) => {
+                    if ring::copy_out(&*r, &f, &mut buf) {
+                        let v = check_whole(&buf);
+                        assert_eq!(v, f.seq, "payload belongs to its sequence");
+                        assert!(last.map_or(true, |l| f.seq > l));
+                        last = Some(f.seq);
+                        ring::consume(&*r, &mut s, &f);
+                        delivered += 1;
+                    }
+                }
+                Ok(None) => thread::yield_now(),
+                Err(Error::Lagged(n)) => lost += n,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        publisher.join().unwrap();
+        assert_eq!(delivered + lost, 4);
+        assert_eq!(s.cursor, 4);
+    });
+}
+
+#[test]
+fn loom_abandoned_claim_is_reaped_and_skipped() {
+    // A publisher claims sequence 0 and "dies" before writing; another
+    // publishes sequence 1. The reaper abandons 0; the subscriber skips it
+    // and receives 1. Modelled concurrently with the subscriber's waits.
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut dead = ring::attach_publisher(&*r, 0, 1);
+        let seq = ring::try_claim(&*r, &mut dead).unwrap();
+        assert_eq!(seq, 0);
+        let r2 = Arc::clone(&r);
+        let live = thread::spawn(move || {
+            let mut local = ring::attach_publisher(&*r2, 1, 1);
+            ring::publish(
+                &*r2,
+                &mut local,
+                &msg(1, 1),
+                0,
+                WaitStrategy::Park,
+                Deadline::Never,
+            )
+            .unwrap()
+        });
+        let r3 = Arc::clone(&r);
+        let reaper = thread::spawn(move || {
+            assert_eq!(
+                ring::reclaim_publisher(&*r3, 0),
+                PubReclaim::Reclaimed { abandoned: true }
+            );
+        });
+        let (got_seq, v) = recv_one(&r, &mut s, WaitStrategy::Park).unwrap();
+        assert_eq!(got_seq, 1);
+        assert_eq!(v, (1 << 32) | 1);
+        assert_eq!(live.join().unwrap(), 1);
+        reaper.join().unwrap();
+        assert_eq!(r.sub_entry(0).abandoned.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn loom_join_never_misses_a_message_published_after_it() {
+    // A subscriber joins while a publisher streams into a full-ish block
+    // ring; every message with sequence ≥ its start is delivered.
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 2));
+        // An existing slow subscriber keeps the gate low.
+        let mut old = ring::attach_subscriber(&*r, 0, 1, false);
+        let r2 = Arc::clone(&r);
+        let publisher = thread::spawn(move || {
+            let mut local = ring::attach_publisher(&*r2, 0, 1);
+            for k in 0..3 {
+                ring::publish(
+                    &*r2,
+                    &mut local,
+                    &msg(0, k),
+                    0,
+                    WaitStrategy::Park,
+                    Deadline::Never,
+                )
+                .unwrap();
+            }
+        });
+        let r3 = Arc::clone(&r);
+        let joiner = thread::spawn(move || {
+            let mut s = ring::attach_subscriber(&*r3, 1, 1, false);
+            let start = s.cursor;
+            let mut got = vec![];
+            for _ in start..3 {
+                got.push(recv_one(&r3, &mut s, WaitStrategy::Park).unwrap().0);
+            }
+            assert_eq!(got, (start..3).collect::<Vec<_>>());
+        });
+        for k in 0..3 {
+            assert_eq!(recv_one(&r, &mut old, WaitStrategy::Park).unwrap().0, k);
+        }
+        publisher.join().unwrap();
+        joiner.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_close_wakes_parked_subscriber_and_publisher() {
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut p = ring::attach_publisher(&*r, 0, 1);
+        for k in 0..2 {
+            ring::publish(&*r, &mut p, &msg(0, k), 0, WaitStrategy::Park, Deadline::Never).unwrap();
+        }
+        let r2 = Arc::clone(&r);
+        let blocked = thread::spawn(move || {
+            // The ring is full: this parks until close.
+            ring::publish(&*r2, &mut p, &msg(0, 9), 0, WaitStrategy::Park, Deadline::Never)
+        });
+        let r3 = Arc::clone(&r);
+        let closer = thread::spawn(move || ring::close(&*r3));
+        // Drain and then park: must end with Closed.
+        let mut n = 0;
+        let end = loop {
+            match recv_one(&r, &mut s, WaitStrategy::Park) {
+                Ok(_) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(end, Error::Closed), "{end}");
+        assert!(n <= 3);
+        closer.join().unwrap();
+        let res = blocked.join().unwrap();
+        assert!(matches!(res, Err(Error::Closed)) || res.is_ok());
+    });
+}
+
+#[test]
+fn loom_semaphore_post_wait_race() {
+    // Two waiters, two posts from two threads: both waiters get a token and
+    // nobody sleeps forever (a lost wake-up is a deadlock loom reports).
+    model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || s.wait().unwrap())
+            })
+            .collect();
+        let s2 = Arc::clone(&s);
+        let poster = thread::spawn(move || s2.post());
+        s.post();
+        poster.join().unwrap();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn loom_semaphore_timeout_racing_post_loses_no_token() {
+    // A timed waiter races a post: either it takes the token, or the token
+    // is still there afterwards. Never both lost.
+    model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let s2 = Arc::clone(&s);
+        let poster = thread::spawn(move || s2.post());
+        let got = s
+            .wait_timeout(std::time::Duration::from_millis(1))
+            .is_ok();
+        poster.join().unwrap();
+        assert_eq!(u32::from(!got), s.value());
+    });
+}

@@ -1,0 +1,240 @@
+//! Publishing to a topic: copy (`send`, `try_send`, `send_timeout`) or zero
+//! copy (`loan` a slot, fill it, `commit`).
+//!
+//! What a publisher sees depends on the topic's policy:
+//! * `block` — when the slowest live subscriber is a whole ring behind,
+//!   `send` waits (per the [`WaitStrategy`]), `send_timeout` gives up with
+//!   `Error::Timeout`, and `try_send` returns `Error::Full`. No message a live
+//!   subscriber has not read is ever overwritten.
+//! * `drop-oldest` — publishing never waits for subscribers; the oldest
+//!   messages are overwritten and lagging subscribers are told how many they
+//!   lost.
+//!
+//! The fast path — claim, copy, commit, and a check for sleeping subscribers
+//! — is plain memory operations: no system call unless a subscriber sleeps,
+//! no allocation, no lock.
+
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::layout::TopicConfig;
+use crate::liveness;
+use crate::ring::{self, Deadline, PubLocal, RingMemory, WaitStrategy};
+use crate::topic::MappedTopic;
+
+/// A handle that publishes messages on one topic. Not `Sync`: use one per
+/// thread (each holds its own entry in the topic).
+#[derive(Debug)]
+pub struct Publisher {
+    t: MappedTopic,
+    local: PubLocal,
+    strategy: WaitStrategy,
+}
+
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_REALTIME is served by the vDSO, no
+    // system call.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+fn deadline_after(t: Duration) -> Deadline {
+    Instant::now()
+        .checked_add(t)
+        .map_or(Deadline::Never, Deadline::At)
+}
+
+impl Publisher {
+    /// Attaches to an existing topic of `bus` directly through its segments
+    /// (the daemon is not involved; [`crate::Bus::publisher`] asks it to
+    /// create the topic first).
+    pub fn attach(bus: &str, topic: &str) -> Result<Publisher> {
+        let t = MappedTopic::open(bus, topic, true)?;
+        let index = t.acquire_entry(true)?.ok_or_else(|| Error::TooManyClients {
+            role: "publisher",
+            topic: topic.to_string(),
+            max: t.geometry().config.max_publishers,
+        })?;
+        let local = ring::attach_publisher(&t, index, std::process::id());
+        Ok(Publisher {
+            t,
+            local,
+            strategy: WaitStrategy::default(),
+        })
+    }
+
+    /// How `send` and `send_timeout` wait when the ring is full.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        self.t.topic()
+    }
+
+    /// The topic's settings.
+    pub fn config(&self) -> &TopicConfig {
+        &self.t.geometry().config
+    }
+
+    /// Largest message this topic takes.
+    pub fn max_msg_size(&self) -> usize {
+        self.config().max_msg_size as usize
+    }
+
+    /// Subscribers attached right now.
+    pub fn subscriber_count(&self) -> u32 {
+        ring::subscriber_count(&self.t)
+    }
+
+    /// Publishes `msg`, waiting while a `block` ring is full. Returns the
+    /// message's sequence number. `Err(Closed)` when the topic is closed,
+    /// `Err(Interrupted)` if a signal arrives while waiting.
+    pub fn send(&mut self, msg: &[u8]) -> Result<u64> {
+        self.send_with(msg, Deadline::Never)
+    }
+
+    /// Publishes `msg` if there is room now; `Err(Full)` otherwise.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<u64> {
+        self.send_with(msg, Deadline::Now).map_err(|e| match e {
+            Error::Timeout => Error::Full,
+            e => e,
+        })
+    }
+
+    /// Publishes `msg`, waiting at most `timeout` for room.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64> {
+        self.send_with(msg, deadline_after(timeout))
+    }
+
+    fn send_with(&mut self, msg: &[u8], deadline: Deadline) -> Result<u64> {
+        ring::publish(
+            &self.t,
+            &mut self.local,
+            msg,
+            now_ns(),
+            self.strategy,
+            deadline,
+        )
+    }
+
+    /// Borrows the next slot for a message of exactly `len` bytes, waiting
+    /// while a `block` ring is full. Fill it and `commit`; dropping the loan
+    /// abandons the sequence (subscribers skip it).
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        self.loan_with(len, Deadline::Never)
+    }
+
+    /// `loan` without waiting: `Err(Full)` if the ring is full.
+    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        self.loan_with(len, Deadline::Now).map_err(|e| match e {
+            Error::Timeout => Error::Full,
+            e => e,
+        })
+    }
+
+    /// `loan`, waiting at most `timeout`.
+    pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<Loan<'_>> {
+        self.loan_with(len, deadline_after(timeout))
+    }
+
+    fn loan_with(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
+        let max = self.max_msg_size();
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        let seq = ring::claim(&self.t, &mut self.local, self.strategy, deadline)?;
+        if let Err(e) = ring::begin_write(&self.t, seq, deadline) {
+            self.local.pending = Some(seq);
+            return Err(e);
+        }
+        Ok(Loan {
+            p: self,
+            seq,
+            len,
+            done: false,
+        })
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        // A claim we could not finish is abandoned now (waiting a little for
+        // a stalled previous-lap writer); if even that fails, the reaper
+        // finishes it from `inflight`, which we then must not clear.
+        let pending_left = ring::finish_pending(
+            &self.t,
+            &mut self.local,
+            deadline_after(Duration::from_millis(100)),
+        )
+        .is_err();
+        if !pending_left {
+            ring::detach_publisher(&self.t, &self.local);
+            liveness::release(
+                self.t.data_file(),
+                crate::layout::Geometry::pub_entry_offset(self.local.index),
+            );
+        }
+    }
+}
+
+/// A slot borrowed for writing a message in place. Derefs to the message's
+/// `len` bytes (initially holding old data: overwrite all of them).
+#[derive(Debug)]
+pub struct Loan<'a> {
+    p: &'a mut Publisher,
+    seq: u64,
+    len: usize,
+    done: bool,
+}
+
+impl Loan<'_> {
+    /// The sequence number the message will have.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Shortens the message to `len` bytes (no-op if not shorter).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Publishes the message; returns its sequence number.
+    pub fn commit(mut self) -> u64 {
+        self.done = true;
+        ring::commit(&self.p.t, &self.p.local, self.seq, self.len as u32, now_ns());
+        self.seq
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: we hold WRITING(seq) on this slot, so no other writer uses
+        // it; `len ≤ max_msg_size` bytes of payload lie inside the mapping.
+        unsafe { std::slice::from_raw_parts(self.p.t.payload_ptr(self.seq), self.len) }
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.p.t.payload_ptr(self.seq), self.len) }
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            ring::abandon(&self.p.t, &self.p.local, self.seq);
+        }
+    }
+}

@@ -1,0 +1,798 @@
+//! The broadcast ring protocol: many publishers, many subscribers, each
+//! subscriber with its own cursor, policies `block` and `drop-oldest`.
+//!
+//! The protocol is written once, against [`RingMemory`], and runs on the
+//! mapped segments in production and on plain heap memory under `loom`
+//! (`loom_model.rs`). Its shared state is laid out in [`crate::layout`].
+//!
+//! # Shared state
+//!
+//! * `tail` — the next sequence number to claim. Publishers move it forward
+//!   with a CAS; a claimed sequence `s` belongs to exactly one publisher.
+//! * `slot[s % capacity].stamp` — `s << 2 | state`. The slot's writer stores
+//!   `WRITING(s)`, writes length, timestamp and payload, then Release-stores
+//!   `COMMITTED(s)` (or `ABANDONED(s)`). A stamp only ever moves forward:
+//!   from the previous lap's final state (`COMMITTED`/`ABANDONED` of
+//!   `s - capacity`, or `EMPTY` on the first lap) to `WRITING(s)` to final.
+//! * `sub[i].cursor` — the next sequence subscriber `i` will read; it only
+//!   grows while the entry is active.
+//! * `pub[i].inflight` — the sequence publisher `i` is claiming or writing,
+//!   stored *before* the claiming CAS, so that the reaper can finish the claim
+//!   of a publisher that died anywhere between claim and commit.
+//!
+//! # Publishing
+//!
+//! 1. Claim. `block`: a publisher may claim `s` only if `s < gate + capacity`
+//!    where `gate` is a lower bound of every active subscriber's cursor, so
+//!    no live subscriber's unread slot is overwritten. The bound is cached
+//!    per publisher and recomputed by a scan of the subscriber table only
+//!    when the cache says "full" — once per `capacity` messages at most — so
+//!    the cost of a publish does not grow with subscribers that keep up.
+//!    `drop-oldest`: no gate.
+//! 2. Begin. Wait until the slot holds the previous lap's final stamp (only
+//!    a still-writing publisher of the previous lap can delay this; with no
+//!    subscriber to gate, or in `drop-oldest`), then CAS it to `WRITING(s)`.
+//! 3. Write length, timestamp, payload; Release-store `COMMITTED(s)`.
+//! 4. Notify `data_ready` (a fence and a load: no system call unless a
+//!    subscriber sleeps).
+//!
+//! # Receiving
+//!
+//! A subscriber at cursor `c` Acquire-loads the stamp of slot `c`:
+//! * `COMMITTED(c)` — copy length, timestamp and payload, then an Acquire
+//!   fence and a re-load of the stamp: unchanged means nobody started to
+//!   overwrite the slot during the copy (the seqlock check, which only
+//!   `drop-oldest` can fail), so the copy is whole. Advance the cursor
+//!   (Release: the slot may be reused only after the copy is done).
+//! * `ABANDONED(c)` — skip it, count it.
+//! * a sequence below `c`, or `WRITING(c)` — not yet written: wait.
+//! * a sequence above `c` — lapped (`drop-oldest`): the subscriber resumes at
+//!   the oldest message still in the ring and reports exactly how many it
+//!   skipped with `Lagged(n)`.
+//!
+//! # Why a `block` subscriber never loses a message
+//!
+//! A publisher claims `s` only after observing every active cursor `> s -
+//! capacity` (Acquire loads pairing with the subscribers' Release stores), so
+//! the slot of `s - capacity` was fully read before anyone overwrites it. A
+//! joining subscriber is the delicate case: a publisher may have scanned the
+//! table just before the newcomer appeared. The join therefore stores the
+//! entry, issues a SeqCst fence, and only then reads `tail` for its start;
+//! the scan reads `tail`, issues a SeqCst fence, then reads the table. If the
+//! scan missed the entry, the fences' order puts the scan's read of `tail`
+//! before the newcomer's, so the gate the stale scan computed is at most the
+//! newcomer's start, and its claims cannot reach the newcomer's first slot.
+//! (`--from-start` history, below the start, carries no such promise: slots
+//! of history overwritten during the join are skipped silently.)
+//!
+//! # Hostile memory
+//!
+//! Every value read from shared memory is checked before use: lengths against
+//! the private `max_msg_size`, stamps against the cursor's residue class and
+//! `tail`; loops are bounded or deadline-checked. A corrupted segment yields
+//! `Error::Corrupt`, `Timeout` or `Lagged`, never a panic, an out-of-bounds
+//! access or a wait past the caller's deadline.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::eventcount::EventCount;
+use crate::futex::WaitOutcome;
+use crate::layout::{
+    stamp, DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared, ENTRY_ACTIVE,
+    ENTRY_FREE, MAX_SEQ, NO_SEQ,
+};
+use crate::sync::{fence, spin_hint, yield_now, Ordering};
+
+/// How a blocked caller waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WaitStrategy {
+    /// Busy-spin on shared memory: lowest latency, burns a core, never sleeps.
+    Spin,
+    /// Spin briefly, then sleep on the futex (the default).
+    #[default]
+    SpinThenPark,
+    /// Sleep on the futex at once.
+    Park,
+}
+
+/// Spins before parking under [`WaitStrategy::SpinThenPark`].
+const SPIN_BEFORE_PARK: u32 = 2_000;
+
+/// Access to a topic's shared state, wherever it lives.
+pub(crate) trait RingMemory {
+    /// The validated, private shape of the topic.
+    fn geometry(&self) -> &Geometry;
+    /// Publisher-written header fields.
+    fn data(&self) -> &DataShared;
+    /// Wake words in the subs segment.
+    fn subs(&self) -> &SubsShared;
+    /// Header of the slot that holds `seq`.
+    fn slot(&self, seq: u64) -> &SlotHeader;
+    /// Publisher entry `i` (`i < max_publishers`).
+    fn pub_entry(&self, i: u32) -> &PubEntry;
+    /// Subscriber entry `i` (`i < max_subscribers`).
+    fn sub_entry(&self, i: u32) -> &SubEntry;
+    /// Copies `src` (at most `max_msg_size` bytes) into the payload of the
+    /// slot of `seq`. Called only by the holder of `WRITING(seq)`.
+    fn write_payload(&self, seq: u64, src: &[u8]);
+    /// Copies the first `dst.len()` (≤ `max_msg_size`) payload bytes of the
+    /// slot of `seq`. May race a later lap's writer; callers re-check the stamp.
+    fn read_payload(&self, seq: u64, dst: &mut [u8]);
+}
+
+/// When a waiting call gives up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// Do not wait at all (`try_*`).
+    Now,
+    /// Wait until this instant (`*_timeout`).
+    At(Instant),
+    /// Wait until done, closed or interrupted.
+    Never,
+}
+
+impl Deadline {
+    /// Time left, `None` for "forever"; `Err(Timeout)` once it has passed.
+    fn remaining(&self) -> Result<Option<std::time::Duration>> {
+        match *self {
+            Deadline::Never => Ok(None),
+            Deadline::Now => Err(Error::Timeout),
+            Deadline::At(t) => match t.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(Error::Timeout),
+            },
+        }
+    }
+}
+
+/// Drives one wait loop: spins per the strategy, then parks on an event
+/// count, honouring the deadline and signals.
+struct Waiter {
+    strategy: WaitStrategy,
+    deadline: Deadline,
+    spins: u32,
+}
+
+impl Waiter {
+    fn new(strategy: WaitStrategy, deadline: Deadline) -> Waiter {
+        Waiter {
+            strategy,
+            deadline,
+            spins: 0,
+        }
+    }
+
+    /// Waits for `ready` to produce a value. `ready` is called once per
+    /// round, and once more after announcing ourselves on `ec` (so a notify
+    /// between the check and the sleep is never missed); `flag` is the
+    /// caller's own "I am announced" word that lets the reaper withdraw the
+    /// announcement if we die asleep.
+    fn wait_for<T>(
+        &mut self,
+        ec: &EventCount,
+        flag: &crate::sync::AtomicU32,
+        mut ready: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        loop {
+            if let Some(v) = ready()? {
+                return Ok(v);
+            }
+            let left = self.deadline.remaining()?;
+            let spin = match self.strategy {
+                WaitStrategy::Spin => true,
+                WaitStrategy::SpinThenPark => self.spins < SPIN_BEFORE_PARK,
+                WaitStrategy::Park => false,
+            };
+            if spin {
+                self.spins = self.spins.saturating_add(1);
+                spin_hint();
+                continue;
+            }
+            // Announce first (waiters++), then the flag: if we die between
+            // the two the count stays high, which costs notifiers a needless
+            // wake but never loses one. The reaper only withdraws for a dead
+            // client whose flag is set.
+            let key = ec.prepare();
+            flag.store(1, Ordering::Relaxed);
+            let outcome = match ready() {
+                Ok(Some(v)) => Some(Ok(v)),
+                Err(e) => Some(Err(e)),
+                Ok(None) => None,
+            };
+            let woke = if outcome.is_none() {
+                ec.wait(key, left)
+            } else {
+                WaitOutcome::Woken
+            };
+            flag.store(0, Ordering::Relaxed);
+            ec.cancel();
+            if let Some(result) = outcome {
+                return result;
+            }
+            match woke {
+                WaitOutcome::Woken | WaitOutcome::TimedOut => {}
+                WaitOutcome::Interrupted => return Err(Error::Interrupted),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- publisher
+
+/// A publisher's private state.
+#[derive(Debug)]
+pub(crate) struct PubLocal {
+    /// Index of its entry.
+    pub index: u32,
+    /// Cached lower bound of every active cursor (`block` only).
+    pub gate: u64,
+    /// A claimed sequence whose slot we could not take in time (a stalled
+    /// writer of the previous lap held it). It stays in `inflight` and is
+    /// abandoned before this publisher claims anything else.
+    pub pending: Option<u64>,
+}
+
+/// Takes publisher entry `index` (the caller holds its liveness lock and has
+/// reclaimed a dead predecessor).
+pub(crate) fn attach_publisher<M: RingMemory>(m: &M, index: u32, pid: u32) -> PubLocal {
+    let e = m.pub_entry(index);
+    e.inflight.store(NO_SEQ, Ordering::Relaxed);
+    e.published.store(0, Ordering::Relaxed);
+    e.blocked.store(0, Ordering::Relaxed);
+    e.waiting.store(0, Ordering::Relaxed);
+    e.pid.store(pid, Ordering::Relaxed);
+    e.state.store(ENTRY_ACTIVE, Ordering::Release);
+    PubLocal {
+        index,
+        gate: 0,
+        pending: None,
+    }
+}
+
+/// Gives publisher entry `index` back (its owner is done with it).
+pub(crate) fn detach_publisher<M: RingMemory>(m: &M, p: &PubLocal) {
+    let e = m.pub_entry(p.index);
+    e.inflight.store(NO_SEQ, Ordering::Relaxed);
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+}
+
+/// Recomputes the gate: the least active cursor, and never above `tail`.
+fn scan_gate<M: RingMemory>(m: &M) -> u64 {
+    // SYNC POINT (join): read tail, SeqCst fence, then the table; pairs with
+    // the fence in `attach_subscriber` (entry, fence, then tail).
+    let mut gate = m.data().tail.load(Ordering::Acquire);
+    fence(Ordering::SeqCst);
+    for i in 0..m.geometry().config.max_subscribers {
+        let e = m.sub_entry(i);
+        if e.state.load(Ordering::Acquire) == ENTRY_ACTIVE {
+            // SYNC POINT (consume): Acquire pairs with the subscriber's
+            // Release store of its cursor, which it makes after its copy.
+            gate = gate.min(e.cursor.load(Ordering::Acquire));
+        }
+    }
+    gate
+}
+
+/// Number of active subscribers (a snapshot).
+pub(crate) fn subscriber_count<M: RingMemory>(m: &M) -> u32 {
+    (0..m.geometry().config.max_subscribers)
+        .filter(|&i| m.sub_entry(i).state.load(Ordering::Relaxed) == ENTRY_ACTIVE)
+        .count() as u32
+}
+
+/// Claims the next sequence without waiting: `Err(Full)` in `block` when the
+/// slowest active subscriber is a whole ring behind, `Err(Closed)` once the
+/// topic is closed.
+pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
+    let geo = m.geometry();
+    let cap = geo.capacity();
+    let data = m.data();
+    let entry = m.pub_entry(p.index);
+    let mut t = data.tail.load(Ordering::Relaxed);
+    loop {
+        if data.closed.load(Ordering::Acquire) != 0 {
+            return Err(Error::Closed);
+        }
+        if t >= MAX_SEQ {
+            return Err(Error::corrupt("topic", "sequence space exhausted or tail corrupted"));
+        }
+        if geo.config.policy == Policy::Block && t >= p.gate.saturating_add(cap) {
+            p.gate = scan_gate(m);
+            if t >= p.gate.saturating_add(cap) {
+                return Err(Error::Full);
+            }
+        }
+        // Record the intent before the claim (Release via the AcqRel CAS
+        // below orders it first): if we die after the CAS succeeds, the
+        // reaper finds `t` here and abandons the slot.
+        entry.inflight.store(t, Ordering::Relaxed);
+        match data
+            .tail
+            .compare_exchange_weak(t, t + 1, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => return Ok(t),
+            Err(now) => t = now,
+        }
+    }
+}
+
+/// Claims the next sequence, waiting per `strategy` until `deadline` while
+/// the ring is full.
+pub(crate) fn claim<M: RingMemory>(
+    m: &M,
+    p: &mut PubLocal,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+) -> Result<u64> {
+    finish_pending(m, p, deadline)?;
+    match try_claim(m, p) {
+        Err(Error::Full) => {}
+        other => return other,
+    }
+    m.data().blocked.fetch_add(1, Ordering::Relaxed);
+    let e = m.pub_entry(p.index);
+    e.blocked
+        .store(e.blocked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    let space = &m.subs().space_ready;
+    let mut waiter = Waiter::new(strategy, deadline);
+    waiter.wait_for(space, &e.waiting, || match try_claim(m, p) {
+        Ok(s) => Ok(Some(s)),
+        Err(Error::Full) => Ok(None),
+        Err(err) => Err(err),
+    })
+}
+
+/// Takes the slot of claimed sequence `seq` for writing: waits (bounded by
+/// `deadline`) until the previous lap's writer has finished with it, then
+/// marks it `WRITING(seq)`.
+pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) -> Result<()> {
+    let cap = m.geometry().capacity();
+    let slot = m.slot(seq);
+    let mut rounds: u32 = 0;
+    loop {
+        let st = slot.stamp.load(Ordering::Acquire);
+        let free = if seq < cap {
+            st == stamp::pack(0, stamp::EMPTY)
+        } else {
+            stamp::seq(st) == seq - cap
+                && matches!(stamp::state(st), stamp::COMMITTED | stamp::ABANDONED)
+        };
+        if free {
+            if slot
+                .stamp
+                .compare_exchange(
+                    st,
+                    stamp::pack(seq, stamp::WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // SYNC POINT (seqlock): the WRITING stamp must be visible
+                // before any byte of the new payload; pairs with the reader's
+                // Acquire fence before its re-check of the stamp.
+                fence(Ordering::Release);
+                return Ok(());
+            }
+            continue;
+        }
+        if stamp::seq(st) >= seq && st != 0 {
+            // Only we may write `seq`, and nothing later can precede us.
+            return Err(Error::corrupt(
+                "topic",
+                format!("slot of sequence {seq} already carries stamp {st:#x}"),
+            ));
+        }
+        // The previous lap's writer is still at work (or dead, until the
+        // reaper abandons its slot). This is rare: a whole ring in flight.
+        if m.data().closed.load(Ordering::Acquire) != 0 {
+            return Err(Error::Closed);
+        }
+        rounds = rounds.saturating_add(1);
+        match deadline {
+            Deadline::Now if rounds > 1024 => return Err(Error::Timeout),
+            Deadline::At(_) => {
+                deadline.remaining()?;
+            }
+            _ => {}
+        }
+        if rounds < 64 {
+            spin_hint();
+        } else if rounds < 1024 || cfg!(loom) {
+            yield_now();
+        } else {
+            #[cfg(not(loom))]
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}
+
+/// Abandons a claimed sequence left over by a timed-out `begin_write`.
+pub(crate) fn finish_pending<M: RingMemory>(
+    m: &M,
+    p: &mut PubLocal,
+    deadline: Deadline,
+) -> Result<()> {
+    if let Some(seq) = p.pending {
+        begin_write(m, seq, deadline)?;
+        p.pending = None;
+        abandon(m, p, seq);
+    }
+    Ok(())
+}
+
+/// Publishes `seq` (whose slot is ours in `WRITING` state) with `len` bytes
+/// already written.
+pub(crate) fn commit<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, timestamp_ns: u64) {
+    let slot = m.slot(seq);
+    slot.len.store(len, Ordering::Relaxed);
+    slot.timestamp_ns.store(timestamp_ns, Ordering::Relaxed);
+    // SYNC POINT (commit): Release pairs with the subscriber's Acquire load
+    // of the stamp: payload, length and timestamp happen-before the read.
+    slot.stamp
+        .store(stamp::pack(seq, stamp::COMMITTED), Ordering::Release);
+    let e = m.pub_entry(p.index);
+    e.inflight.store(NO_SEQ, Ordering::Release);
+    e.published
+        .store(e.published.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    m.subs().data_ready.notify_all();
+}
+
+/// Gives up claimed sequence `seq` (a dropped loan): subscribers skip it.
+pub(crate) fn abandon<M: RingMemory>(m: &M, p: &PubLocal, seq: u64) {
+    m.slot(seq)
+        .stamp
+        .store(stamp::pack(seq, stamp::ABANDONED), Ordering::Release);
+    m.pub_entry(p.index).inflight.store(NO_SEQ, Ordering::Release);
+    m.data().abandoned.fetch_add(1, Ordering::Relaxed);
+    m.subs().data_ready.notify_all();
+}
+
+/// The whole copy path: claim, begin, copy, commit.
+pub(crate) fn publish<M: RingMemory>(
+    m: &M,
+    p: &mut PubLocal,
+    msg: &[u8],
+    timestamp_ns: u64,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+) -> Result<u64> {
+    let max = m.geometry().config.max_msg_size as usize;
+    if msg.len() > max {
+        return Err(Error::TooLarge {
+            len: msg.len(),
+            max,
+        });
+    }
+    let seq = claim(m, p, strategy, deadline)?;
+    if let Err(e) = begin_write(m, seq, deadline) {
+        // The slot is not ours yet; keep the claim in `inflight` and abandon
+        // it before the next claim (or the reaper does, if we die).
+        p.pending = Some(seq);
+        return Err(e);
+    }
+    m.write_payload(seq, msg);
+    commit(m, p, seq, msg.len() as u32, timestamp_ns);
+    Ok(seq)
+}
+
+// --------------------------------------------------------------- subscriber
+
+/// A subscriber's private state: the authoritative copy of its cursor.
+#[derive(Debug)]
+pub(crate) struct SubLocal {
+    /// Index of its entry.
+    pub index: u32,
+    /// Next sequence to read.
+    pub cursor: u64,
+    /// Sequences below this are history from before the join: losing them
+    /// to a lap is not reported.
+    pub join_tail: u64,
+}
+
+/// Takes subscriber entry `index` (the caller holds its liveness lock and
+/// has reclaimed a dead predecessor) and picks the start per the join
+/// protocol in the module doc.
+pub(crate) fn attach_subscriber<M: RingMemory>(
+    m: &M,
+    index: u32,
+    pid: u32,
+    from_start: bool,
+) -> SubLocal {
+    let cap = m.geometry().capacity();
+    let e = m.sub_entry(index);
+    let guess = m.data().tail.load(Ordering::Acquire);
+    let first = if from_start {
+        guess.saturating_sub(cap)
+    } else {
+        guess
+    };
+    e.cursor.store(first, Ordering::Relaxed);
+    e.delivered.store(0, Ordering::Relaxed);
+    e.lost.store(0, Ordering::Relaxed);
+    e.abandoned.store(0, Ordering::Relaxed);
+    e.waiting.store(0, Ordering::Relaxed);
+    e.pid.store(pid, Ordering::Relaxed);
+    e.state.store(ENTRY_ACTIVE, Ordering::Release);
+    // SYNC POINT (join): entry, SeqCst fence, then tail; pairs with
+    // `scan_gate` (tail, fence, then entries).
+    fence(Ordering::SeqCst);
+    let t = m.data().tail.load(Ordering::Acquire);
+    let start = if from_start {
+        first.max(t.saturating_sub(cap))
+    } else {
+        t
+    };
+    e.cursor.store(start, Ordering::Release);
+    SubLocal {
+        index,
+        cursor: start,
+        join_tail: t,
+    }
+}
+
+/// Gives subscriber entry `index` back.
+pub(crate) fn detach_subscriber<M: RingMemory>(m: &M, s: &SubLocal) {
+    let e = m.sub_entry(s.index);
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+    // A publisher may be blocked on us.
+    m.subs().space_ready.force_notify_all();
+}
+
+/// A message found at the cursor, not yet consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub seq: u64,
+    pub len: usize,
+    pub timestamp_ns: u64,
+    stamp: u64,
+}
+
+/// Looks at the slot under the cursor. `Ok(Some)` is a committed message of
+/// valid length (not yet copied, cursor not moved); `Ok(None)` means nothing
+/// to read yet. Abandoned slots are skipped; a lap moves the cursor and
+/// returns `Err(Lagged(n))` (unless only pre-join history was lost).
+pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Found>> {
+    let geo = m.geometry();
+    let cap = geo.capacity();
+    let max = geo.config.max_msg_size as usize;
+    // Bounded: each round either returns or moves the cursor forward past an
+    // abandoned slot; a hostile segment cannot keep us here.
+    for _ in 0..cap.saturating_mul(2).max(64) {
+        let c = s.cursor;
+        let slot = m.slot(c);
+        // SYNC POINT (commit): Acquire pairs with the writer's Release store.
+        let st = slot.stamp.load(Ordering::Acquire);
+        if st == stamp::pack(c, stamp::COMMITTED) {
+            let len = slot.len.load(Ordering::Relaxed) as usize;
+            let timestamp_ns = slot.timestamp_ns.load(Ordering::Relaxed);
+            if len > max {
+                // Either a writer of a later lap is mid-way (re-check), or the
+                // segment is corrupt.
+                fence(Ordering::Acquire);
+                if slot.stamp.load(Ordering::Relaxed) != st {
+                    lapped(m, s)?;
+                    continue;
+                }
+                return Err(Error::corrupt(
+                    "topic",
+                    format!("message {c} claims {len} bytes, over the topic's max of {max}"),
+                ));
+            }
+            return Ok(Some(Found {
+                seq: c,
+                len,
+                timestamp_ns,
+                stamp: st,
+            }));
+        }
+        if st == stamp::pack(c, stamp::ABANDONED) {
+            let e = m.sub_entry(s.index);
+            e.abandoned
+                .store(e.abandoned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            advance(m, s, c + 1);
+            continue;
+        }
+        let sseq = stamp::seq(st);
+        if st == 0 || sseq < c || (sseq == c && stamp::state(st) == stamp::WRITING) {
+            if m.data().closed.load(Ordering::Acquire) != 0 {
+                return Err(Error::Closed);
+            }
+            return Ok(None);
+        }
+        if sseq % cap != c % cap {
+            return Err(Error::corrupt(
+                "topic",
+                format!("slot of sequence {c} carries stamp of sequence {sseq}"),
+            ));
+        }
+        lapped(m, s)?;
+    }
+    Ok(None)
+}
+
+/// The slot under the cursor was overwritten: move to the oldest message
+/// still in the ring and report what was skipped.
+fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
+    let cap = m.geometry().capacity();
+    let c = s.cursor;
+    let t = m.data().tail.load(Ordering::Acquire);
+    let st = m.slot(c).stamp.load(Ordering::Acquire);
+    let sseq = stamp::seq(st);
+    if sseq >= t || t > MAX_SEQ {
+        return Err(Error::corrupt(
+            "topic",
+            format!("slot stamp names sequence {sseq}, at or beyond tail {t}"),
+        ));
+    }
+    let new = (c + 1)
+        .max(t.saturating_sub(cap))
+        .max((sseq + 1).saturating_sub(cap));
+    advance(m, s, new);
+    // Pre-join history is not promised; report only what came after the join.
+    let lost = new.saturating_sub(c.max(s.join_tail));
+    if lost > 0 {
+        let e = m.sub_entry(s.index);
+        e.lost
+            .store(e.lost.load(Ordering::Relaxed) + lost, Ordering::Relaxed);
+        return Err(Error::Lagged(lost));
+    }
+    Ok(())
+}
+
+/// Copies the message `f` into `buf` (at least `f.len` bytes) and verifies it
+/// was not overwritten meanwhile. `Ok(true)`: the copy is whole; `Ok(false)`:
+/// the slot was lapped during the copy (the caller calls `peek` again, which
+/// reports the loss).
+pub(crate) fn copy_out<M: RingMemory>(m: &M, f: &Found, buf: &mut [u8]) -> bool {
+    m.read_payload(f.seq, &mut buf[..f.len]);
+    still_valid(m, f)
+}
+
+/// Whether the slot of `f` still holds it (seqlock re-check).
+pub(crate) fn still_valid<M: RingMemory>(m: &M, f: &Found) -> bool {
+    // SYNC POINT (seqlock): pairs with the writer's Release fence after it
+    // marks the slot WRITING: if any byte we read came from a new writer,
+    // this load sees its stamp.
+    fence(Ordering::Acquire);
+    m.slot(f.seq).stamp.load(Ordering::Relaxed) == f.stamp
+}
+
+/// Consumes `f`: moves the cursor past it.
+pub(crate) fn consume<M: RingMemory>(m: &M, s: &mut SubLocal, f: &Found) {
+    let e = m.sub_entry(s.index);
+    e.delivered
+        .store(e.delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    advance(m, s, f.seq + 1);
+}
+
+fn advance<M: RingMemory>(m: &M, s: &mut SubLocal, to: u64) {
+    s.cursor = to;
+    // SYNC POINT (consume): Release pairs with the Acquire load in
+    // `scan_gate`: our reads of the slot happen-before its reuse.
+    m.sub_entry(s.index).cursor.store(to, Ordering::Release);
+    if m.geometry().config.policy == Policy::Block {
+        m.subs().space_ready.notify_all();
+    }
+}
+
+/// Waits until the cursor's slot has something (message, lap or close),
+/// per `strategy` and `deadline`.
+pub(crate) fn wait_readable<M: RingMemory>(
+    m: &M,
+    s: &mut SubLocal,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+) -> Result<Found> {
+    let index = s.index;
+    let data_ready = &m.subs().data_ready;
+    let flag = &m.sub_entry(index).waiting;
+    let mut waiter = Waiter::new(strategy, deadline);
+    waiter.wait_for(data_ready, flag, || peek(m, s))
+}
+
+// ------------------------------------------------------------------ reaping
+
+/// What reclaiming a dead publisher's entry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PubReclaim {
+    /// The entry was free.
+    Free,
+    /// Reclaimed; `abandoned` says whether a half-written slot was abandoned.
+    Reclaimed { abandoned: bool },
+    /// The dead publisher's slot is still held by a live writer of the
+    /// previous lap; try again later.
+    Retry,
+}
+
+/// Reclaims publisher entry `i`, whose owner is dead (the caller holds the
+/// entry's liveness lock, which proves it): finishes its claim, if any, by
+/// abandoning the slot, withdraws its wait announcement, frees the entry.
+pub(crate) fn reclaim_publisher<M: RingMemory>(m: &M, i: u32) -> PubReclaim {
+    let e = m.pub_entry(i);
+    if e.state.load(Ordering::Acquire) == ENTRY_FREE {
+        return PubReclaim::Free;
+    }
+    let cap = m.geometry().capacity();
+    let seq = e.inflight.load(Ordering::Acquire);
+    let mut abandoned = false;
+    if seq != NO_SEQ && seq < m.data().tail.load(Ordering::Acquire) {
+        let slot = m.slot(seq);
+        loop {
+            let st = slot.stamp.load(Ordering::Acquire);
+            let prev_final = if seq < cap {
+                st == 0
+            } else {
+                stamp::seq(st) == seq - cap
+                    && matches!(stamp::state(st), stamp::COMMITTED | stamp::ABANDONED)
+            };
+            if st == stamp::pack(seq, stamp::WRITING) || prev_final {
+                // The claim is ours to finish. CAS so that a concurrent
+                // change (a previous-lap writer committing) is not clobbered.
+                if slot
+                    .stamp
+                    .compare_exchange(
+                        st,
+                        stamp::pack(seq, stamp::ABANDONED),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    abandoned = true;
+                    break;
+                }
+                continue;
+            }
+            if stamp::seq(st) >= seq {
+                break; // committed before death, or already moved on
+            }
+            return PubReclaim::Retry;
+        }
+    }
+    if e.waiting.load(Ordering::Relaxed) != 0 {
+        m.subs().space_ready.cancel_dead();
+        e.waiting.store(0, Ordering::Relaxed);
+    }
+    e.inflight.store(NO_SEQ, Ordering::Relaxed);
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+    m.data().reaped_publishers.fetch_add(1, Ordering::Relaxed);
+    if abandoned {
+        m.data().abandoned.fetch_add(1, Ordering::Relaxed);
+        m.subs().data_ready.force_notify_all();
+    }
+    PubReclaim::Reclaimed { abandoned }
+}
+
+/// Reclaims subscriber entry `i`, whose owner is dead (the caller holds its
+/// liveness lock): its cursor stops gating publishers. Returns whether the
+/// entry was in use.
+pub(crate) fn reclaim_subscriber<M: RingMemory>(m: &M, i: u32) -> bool {
+    let e = m.sub_entry(i);
+    if e.state.load(Ordering::Acquire) == ENTRY_FREE {
+        return false;
+    }
+    if e.waiting.load(Ordering::Relaxed) != 0 {
+        m.subs().data_ready.cancel_dead();
+        e.waiting.store(0, Ordering::Relaxed);
+    }
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+    m.subs()
+        .reaped_subscribers
+        .fetch_add(1, Ordering::Relaxed);
+    // Publishers blocked on the dead cursor may go on.
+    m.subs().space_ready.force_notify_all();
+    true
+}
+
+/// Marks the topic closed and wakes every waiter; they return `Closed`.
+pub(crate) fn close<M: RingMemory>(m: &M) {
+    m.data().closed.store(1, Ordering::Release);
+    m.subs().data_ready.force_notify_all();
+    m.subs().space_ready.force_notify_all();
+}

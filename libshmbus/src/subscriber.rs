@@ -1,0 +1,359 @@
+//! Receiving from a topic: every subscriber sees every message (broadcast),
+//! in sequence order, never torn, never twice.
+//!
+//! What a slow subscriber sees depends on the topic's policy:
+//! * `block` — nothing is ever lost while it is attached: publishers wait
+//!   for it. (If it stops for good — SIGSTOP, a deadlock — publishers time
+//!   out; if it dies, the daemon's reaper releases them within about a
+//!   second.)
+//! * `drop-oldest` — once it falls a whole ring behind, the next receive
+//!   returns `Err(Error::Lagged(n))` with the exact number `n` of messages
+//!   overwritten before it could read them; the receive after that returns
+//!   the oldest message still in the ring. Loss is never silent.
+//!
+//! A subscriber starts at the next message published after it attached, or,
+//! with [`SubscribeOptions::from_start`], at the oldest message still in the
+//! ring (history for late joiners). Slots abandoned by a publisher that died
+//! mid-write, or dropped a loan, are skipped: they were never messages.
+//!
+//! ```no_run
+//! # fn main() -> shmbus::Result<()> {
+//! let bus = shmbus::Bus::connect("default")?;
+//! let mut sub = bus.subscriber("sensors/imu/0", Default::default())?;
+//! loop {
+//!     match sub.recv() {
+//!         Ok(msg) => println!("#{} {} bytes", msg.seq, msg.data.len()),
+//!         Err(shmbus::Error::Lagged(n)) => eprintln!("lost {n} messages"),
+//!         Err(shmbus::Error::Closed) => break,
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The receive path allocates nothing (messages are copied into a buffer
+//! made at attach time, or read in place through [`MessageGuard`]) and makes
+//! no system call unless it has to sleep.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::futex::WaitOutcome;
+use crate::layout::{Geometry, TopicConfig};
+use crate::liveness;
+use crate::ring::{self, Deadline, Found, RingMemory, SubLocal, WaitStrategy};
+use crate::sync::Ordering;
+use crate::topic::MappedTopic;
+
+/// How a subscriber starts and waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Start at the oldest message still in the ring instead of the next one.
+    pub from_start: bool,
+    /// How blocking receives wait.
+    pub wait: WaitStrategy,
+}
+
+/// A message, borrowed from the subscriber's buffer until the next receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Topic-wide sequence number (strictly increasing).
+    pub seq: u64,
+    /// Publish time, ns since the Unix epoch (CLOCK_REALTIME).
+    pub timestamp_ns: u64,
+    /// The payload.
+    pub data: &'a [u8],
+}
+
+/// A message owned by the caller (from [`Subscriber::messages`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedMessage {
+    /// Topic-wide sequence number.
+    pub seq: u64,
+    /// Publish time, ns since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// A handle that receives every message of one topic.
+#[derive(Debug)]
+pub struct Subscriber {
+    t: MappedTopic,
+    local: SubLocal,
+    strategy: WaitStrategy,
+    buf: Box<[u8]>,
+}
+
+impl Subscriber {
+    /// Attaches to an existing topic of `bus` directly through its segments,
+    /// mapping the message data read-only.
+    pub fn attach(bus: &str, topic: &str, opts: SubscribeOptions) -> Result<Subscriber> {
+        let t = MappedTopic::open(bus, topic, false)?;
+        let index = t.acquire_entry(false)?.ok_or_else(|| Error::TooManyClients {
+            role: "subscriber",
+            topic: topic.to_string(),
+            max: t.geometry().config.max_subscribers,
+        })?;
+        let local = ring::attach_subscriber(&t, index, std::process::id(), opts.from_start);
+        let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
+        Ok(Subscriber {
+            t,
+            local,
+            strategy: opts.wait,
+            buf,
+        })
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        self.t.topic()
+    }
+
+    /// The topic's settings.
+    pub fn config(&self) -> &TopicConfig {
+        &self.t.geometry().config
+    }
+
+    /// How blocking receives wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Messages published that this subscriber has not read yet.
+    pub fn lag(&self) -> u64 {
+        self.t
+            .data()
+            .tail
+            .load(Ordering::Acquire)
+            .saturating_sub(self.local.cursor)
+    }
+
+    /// Sequence number of the next message this subscriber will read.
+    pub fn next_seq(&self) -> u64 {
+        self.local.cursor
+    }
+
+    /// Receives the next message, waiting for it. `Err(Lagged(n))` once after
+    /// `n` messages were lost (drop-oldest), `Err(Closed)` when the topic is
+    /// closed, `Err(Interrupted)` if a signal arrives while waiting.
+    pub fn recv(&mut self) -> Result<Message<'_>> {
+        self.recv_with(Deadline::Never)
+    }
+
+    /// Receives the next message if one is there.
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+        match self.recv_with(Deadline::Now) {
+            Ok(m) => Ok(Some(m)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
+        self.recv_with(deadline_after(timeout))
+    }
+
+    fn recv_with(&mut self, deadline: Deadline) -> Result<Message<'_>> {
+        loop {
+            let f = self.wait_found(deadline)?;
+            if ring::copy_out(&self.t, &f, &mut self.buf) {
+                ring::consume(&self.t, &mut self.local, &f);
+                return Ok(Message {
+                    seq: f.seq,
+                    timestamp_ns: f.timestamp_ns,
+                    data: &self.buf[..f.len],
+                });
+            }
+            // Overwritten while we copied: the next look reports the lap.
+        }
+    }
+
+    fn wait_found(&mut self, deadline: Deadline) -> Result<Found> {
+        if deadline == Deadline::Now {
+            return ring::peek(&self.t, &mut self.local)?.ok_or(Error::Timeout);
+        }
+        ring::wait_readable(&self.t, &mut self.local, self.strategy, deadline)
+    }
+
+    /// Receives the next message in place (zero copy), waiting for it.
+    pub fn recv_ref(&mut self) -> Result<MessageGuard<'_>> {
+        self.recv_ref_with(Deadline::Never)
+    }
+
+    /// `recv_ref` without waiting.
+    pub fn try_recv_ref(&mut self) -> Result<Option<MessageGuard<'_>>> {
+        match self.recv_ref_with(Deadline::Now) {
+            Ok(g) => Ok(Some(g)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `recv_ref`, waiting at most `timeout`.
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<MessageGuard<'_>> {
+        self.recv_ref_with(deadline_after(timeout))
+    }
+
+    fn recv_ref_with(&mut self, deadline: Deadline) -> Result<MessageGuard<'_>> {
+        let found = self.wait_found(deadline)?;
+        Ok(MessageGuard { sub: self, found })
+    }
+
+    /// An iterator of owned messages (allocates one `Vec` per message; use
+    /// `recv` for the allocation-free path). Ends when the topic closes;
+    /// yields `Err(Lagged(n))` items for losses.
+    pub fn messages(&mut self) -> Messages<'_> {
+        Messages { sub: self }
+    }
+
+    /// Whether `try_recv` would find something (message, loss or close)
+    /// right now, without consuming it.
+    fn readable(&self) -> bool {
+        let c = self.local.cursor;
+        let st = self.t.slot(c).stamp.load(Ordering::Acquire);
+        let s = crate::layout::stamp::seq(st);
+        let state = crate::layout::stamp::state(st);
+        let waiting = st == 0 || s < c || (s == c && state == crate::layout::stamp::WRITING);
+        !waiting || self.t.data().closed.load(Ordering::Acquire) != 0
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        ring::detach_subscriber(&self.t, &self.local);
+        liveness::release(
+            self.t.subs_file(),
+            Geometry::sub_entry_offset(self.local.index),
+        );
+    }
+}
+
+fn deadline_after(t: Duration) -> Deadline {
+    Instant::now()
+        .checked_add(t)
+        .map_or(Deadline::Never, Deadline::At)
+}
+
+/// A message read in place. On `block` topics the bytes cannot change while
+/// the guard lives (publishers wait for this subscriber). On `drop-oldest`
+/// topics a publisher may overwrite the slot meanwhile: check
+/// [`MessageGuard::is_valid`] *after* using the bytes, or use
+/// [`MessageGuard::copy_to`], which checks for you. Dropping the guard
+/// consumes the message.
+#[derive(Debug)]
+pub struct MessageGuard<'a> {
+    sub: &'a mut Subscriber,
+    found: Found,
+}
+
+impl MessageGuard<'_> {
+    /// Sequence number.
+    pub fn seq(&self) -> u64 {
+        self.found.seq
+    }
+
+    /// Publish time, ns since the Unix epoch.
+    pub fn timestamp_ns(&self) -> u64 {
+        self.found.timestamp_ns
+    }
+
+    /// The payload, in shared memory.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: `len ≤ max_msg_size` was checked by `peek`; the payload
+        // area lies inside the (read-only) mapping, which lives as long as
+        // the subscriber we borrow. The bytes are plain bytes; in drop-oldest
+        // they may change under us, which `is_valid` detects.
+        unsafe { std::slice::from_raw_parts(self.sub.t.payload_ptr(self.found.seq), self.found.len) }
+    }
+
+    /// Whether the slot still holds this message (always true on `block`
+    /// topics). Call after reading `data`.
+    pub fn is_valid(&self) -> bool {
+        ring::still_valid(&self.sub.t, &self.found)
+    }
+
+    /// Copies the payload into `dst` (which must be at least `len` bytes)
+    /// and returns whether the copy is whole (the slot was not overwritten).
+    pub fn copy_to(&self, dst: &mut [u8]) -> Result<bool> {
+        if dst.len() < self.found.len {
+            return Err(Error::TooLarge {
+                len: self.found.len,
+                max: dst.len(),
+            });
+        }
+        Ok(ring::copy_out(&self.sub.t, &self.found, dst))
+    }
+}
+
+impl Drop for MessageGuard<'_> {
+    fn drop(&mut self) {
+        ring::consume(&self.sub.t, &mut self.sub.local, &self.found);
+    }
+}
+
+/// Iterator returned by [`Subscriber::messages`].
+#[derive(Debug)]
+pub struct Messages<'a> {
+    sub: &'a mut Subscriber,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<OwnedMessage>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.sub.recv() {
+            Ok(m) => Some(Ok(OwnedMessage {
+                seq: m.seq,
+                timestamp_ns: m.timestamp_ns,
+                data: m.data.to_vec(),
+            })),
+            Err(Error::Closed) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Waits until any of `subs` may have something to receive (a message, a
+/// loss or a close), the timeout passes (`Err(Timeout)`) or a signal arrives
+/// (`Err(Interrupted)`). `Ok(())` may be spurious: follow with `try_recv` on
+/// each. Sleeps on all the topics' futexes at once (`futex_waitv`).
+pub fn wait_any(subs: &[&Subscriber], timeout: Option<Duration>) -> Result<()> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let keys: Vec<(&crate::sync::AtomicU32, u32)> = Vec::with_capacity(subs.len());
+    let mut keys = keys;
+    for s in subs {
+        let ec = &s.t.subs().data_ready;
+        let key = ec.prepare();
+        s.t.sub_entry(s.local.index)
+            .waiting
+            .store(1, Ordering::Relaxed);
+        keys.push((ec_word(ec), key));
+    }
+    let ready = subs.iter().any(|s| s.readable());
+    let outcome = if ready {
+        WaitOutcome::Woken
+    } else {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            WaitOutcome::TimedOut
+        } else {
+            crate::futex::wait_any(&keys, left)
+        }
+    };
+    for s in subs {
+        s.t.sub_entry(s.local.index)
+            .waiting
+            .store(0, Ordering::Relaxed);
+        s.t.subs().data_ready.cancel();
+    }
+    match outcome {
+        WaitOutcome::Woken => Ok(()),
+        WaitOutcome::TimedOut => Err(Error::Timeout),
+        WaitOutcome::Interrupted => Err(Error::Interrupted),
+    }
+}
+
+fn ec_word(ec: &crate::eventcount::EventCount) -> &crate::sync::AtomicU32 {
+    ec.futex_word()
+}

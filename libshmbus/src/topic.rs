@@ -1,0 +1,558 @@
+//! A topic's two mapped segments, and the daemon's handle on them.
+//!
+//! [`MappedTopic`] is the production [`RingMemory`]: the ring protocol's
+//! shared structs overlaid on the mappings at the offsets [`crate::layout`]
+//! defines, after the headers were validated. [`TopicOwner`] is what
+//! `shmbusd` holds per topic: create or adopt, reap, close, unlink, stats.
+
+use std::fs::File;
+
+use crate::error::{Error, Result};
+use crate::layout::{
+    self, DataShared, Geometry, PubEntry, SlotHeader, SubEntry, SubsShared, TopicConfig,
+    DATA_SHARED_OFFSET, ENTRY_ACTIVE, ENTRY_FREE, SLOT_HEADER_SIZE, SUBS_SHARED_OFFSET,
+};
+use crate::liveness;
+use crate::names::{self, Part};
+use crate::ring::{self, PubReclaim, RingMemory};
+use crate::segment::{self, Segment};
+use crate::sync::Ordering;
+
+/// Both segments of a topic, mapped and validated.
+#[derive(Debug)]
+pub(crate) struct MappedTopic {
+    topic: String,
+    geo: Geometry,
+    data: Segment,
+    subs: Segment,
+}
+
+/// File modes and group of a topic's segments (SPEC §8). Publishers need
+/// read-write on both; subscribers need read on `data`, read-write on `subs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentPerms {
+    /// Mode of the data segment (default 0600).
+    pub data_mode: u32,
+    /// Mode of the subs segment (default 0600).
+    pub subs_mode: u32,
+    /// Owner group of both, if not the creator's.
+    pub gid: Option<u32>,
+}
+
+impl Default for SegmentPerms {
+    fn default() -> Self {
+        SegmentPerms {
+            data_mode: 0o600,
+            subs_mode: 0o600,
+            gid: None,
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn random_nonce() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: `buf` is a valid 8-byte out buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
+    let r = u64::from_ne_bytes(buf);
+    if n == 8 && r != 0 {
+        r
+    } else {
+        now_ns() ^ (u64::from(std::process::id()) << 32) | 1
+    }
+}
+
+impl MappedTopic {
+    /// Creates both segments of a new topic and initialises their headers.
+    pub(crate) fn create(
+        bus: &str,
+        topic: &str,
+        cfg: &TopicConfig,
+        perms: &SegmentPerms,
+    ) -> Result<MappedTopic> {
+        names::validate_bus(bus)?;
+        names::validate_topic(topic)?;
+        let geo = Geometry::new(cfg, random_nonce())?;
+        let subs_name = names::segment_name(bus, topic, Part::Subs);
+        let data_name = names::segment_name(bus, topic, Part::Data);
+        let subs = Segment::create(&subs_name, geo.subs_size, perms.subs_mode, perms.gid)?;
+        let data = match Segment::create(&data_name, geo.data_size, perms.data_mode, perms.gid) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = Segment::unlink(&subs_name);
+                return Err(e);
+            }
+        };
+        // SAFETY: both mappings are fresh, zero-filled, at least HEADER_SIZE
+        // long and not yet visible to anyone as valid (magic is written last).
+        unsafe {
+            let h = &mut *(subs.as_ptr() as *mut layout::SubsHeader);
+            h.version = layout::VERSION;
+            h.part = 2;
+            h.segment_size = geo.subs_size as u64;
+            h.max_subscribers = cfg.max_subscribers;
+            h.nonce = geo.nonce;
+            h.magic.store(layout::SUBS_MAGIC, Ordering::Release);
+
+            let h = &mut *(data.as_ptr() as *mut layout::DataHeader);
+            h.version = layout::VERSION;
+            h.part = 1;
+            h.segment_size = geo.data_size as u64;
+            h.capacity = cfg.capacity;
+            h.max_msg_size = cfg.max_msg_size;
+            h.slot_stride = geo.stride as u32;
+            h.policy = cfg.policy.to_raw();
+            h.max_publishers = cfg.max_publishers;
+            h.max_subscribers = cfg.max_subscribers;
+            h.topic_len = topic.len() as u32;
+            h.nonce = geo.nonce;
+            h.topic[..topic.len()].copy_from_slice(topic.as_bytes());
+            h.created_ns = now_ns();
+            for i in 0..cfg.max_publishers {
+                let e = &*(data.as_ptr().add(Geometry::pub_entry_offset(i)) as *const PubEntry);
+                e.inflight.store(layout::NO_SEQ, Ordering::Relaxed);
+            }
+            h.magic.store(layout::DATA_MAGIC, Ordering::Release);
+        }
+        Ok(MappedTopic {
+            topic: topic.to_string(),
+            geo,
+            data,
+            subs,
+        })
+    }
+
+    /// Opens an existing topic. `data_writable`: publishers and the daemon
+    /// map the data segment read-write, subscribers read-only.
+    pub(crate) fn open(bus: &str, topic: &str, data_writable: bool) -> Result<MappedTopic> {
+        names::validate_bus(bus)?;
+        names::validate_topic(topic)?;
+        let data_name = names::segment_name(bus, topic, Part::Data);
+        let subs_name = names::segment_name(bus, topic, Part::Subs);
+        let data = Segment::open(&data_name, data_writable)?;
+        // SAFETY: header fields are immutable after creation; we copy and
+        // validate them, never trusting them again.
+        let geo = layout::read_data_header(&data_name, unsafe { data.bytes() }, topic)?;
+        let subs = Segment::open(&subs_name, true)?;
+        // SAFETY: as above.
+        layout::check_subs_header(&subs_name, unsafe { subs.bytes() }, &geo)?;
+        Ok(MappedTopic {
+            topic: topic.to_string(),
+            geo,
+            data,
+            subs,
+        })
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn data_file(&self) -> &File {
+        self.data.file()
+    }
+
+    pub(crate) fn subs_file(&self) -> &File {
+        self.subs.file()
+    }
+
+    /// Start of the payload of the slot holding `seq` (`max_msg_size` bytes).
+    pub(crate) fn payload_ptr(&self, seq: u64) -> *mut u8 {
+        // SAFETY: slot_offset(seq) + SLOT_HEADER_SIZE + max_msg_size ≤
+        // data_size = mapping length, checked when the header was validated.
+        unsafe {
+            self.data
+                .as_ptr()
+                .add(self.geo.slot_offset(seq) + SLOT_HEADER_SIZE)
+        }
+    }
+
+    /// Takes a free publisher (`pubs`) or subscriber entry: holds its
+    /// liveness lock and has reclaimed a dead predecessor. Prefers free
+    /// entries; then takes over entries whose owner died unreaped.
+    pub(crate) fn acquire_entry(&self, publisher: bool) -> Result<Option<u32>> {
+        let (file, max) = if publisher {
+            (self.data.file(), self.geo.config.max_publishers)
+        } else {
+            (self.subs.file(), self.geo.config.max_subscribers)
+        };
+        let state = |i: u32| {
+            if publisher {
+                self.pub_entry(i).state.load(Ordering::Acquire)
+            } else {
+                self.sub_entry(i).state.load(Ordering::Acquire)
+            }
+        };
+        for want_free in [true, false] {
+            for i in 0..max {
+                if (state(i) == ENTRY_FREE) != want_free {
+                    continue;
+                }
+                let off = entry_lock_offset(i);
+                if !liveness::try_acquire(file, off)? {
+                    continue;
+                }
+                // The lock was free, so any owner recorded here is dead.
+                let usable = if publisher {
+                    ring::reclaim_publisher(self, i) != PubReclaim::Retry
+                } else {
+                    ring::reclaim_subscriber(self, i);
+                    true
+                };
+                if usable {
+                    return Ok(Some(i));
+                }
+                liveness::release(file, off);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Entries of both tables are at the same offsets in their files; the first
+/// byte of an entry is its lock byte.
+fn entry_lock_offset(i: u32) -> usize {
+    Geometry::pub_entry_offset(i)
+}
+
+impl RingMemory for MappedTopic {
+    #[inline]
+    fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    #[inline]
+    fn data(&self) -> &DataShared {
+        // SAFETY: DATA_SHARED_OFFSET + size_of::<DataShared>() ≤ HEADER_SIZE ≤
+        // mapping length (layout checks); the struct is atomics and padding,
+        // valid for any bytes; alignment: the mapping is page-aligned.
+        unsafe { &*(self.data.as_ptr().add(DATA_SHARED_OFFSET) as *const DataShared) }
+    }
+
+    #[inline]
+    fn subs(&self) -> &SubsShared {
+        // SAFETY: as for `data`, in the subs mapping (always read-write).
+        unsafe { &*(self.subs.as_ptr().add(SUBS_SHARED_OFFSET) as *const SubsShared) }
+    }
+
+    #[inline]
+    fn slot(&self, seq: u64) -> &SlotHeader {
+        // SAFETY: slot_offset(seq) < slots_offset + capacity * stride ≤ the
+        // validated mapping length; offsets are multiples of 64.
+        unsafe { &*(self.data.as_ptr().add(self.geo.slot_offset(seq)) as *const SlotHeader) }
+    }
+
+    #[inline]
+    fn pub_entry(&self, i: u32) -> &PubEntry {
+        debug_assert!(i < self.geo.config.max_publishers);
+        let i = i.min(self.geo.config.max_publishers - 1);
+        // SAFETY: entry i < max_publishers lies before slots_offset.
+        unsafe { &*(self.data.as_ptr().add(Geometry::pub_entry_offset(i)) as *const PubEntry) }
+    }
+
+    #[inline]
+    fn sub_entry(&self, i: u32) -> &SubEntry {
+        debug_assert!(i < self.geo.config.max_subscribers);
+        let i = i.min(self.geo.config.max_subscribers - 1);
+        // SAFETY: entry i < max_subscribers lies within subs_size.
+        unsafe { &*(self.subs.as_ptr().add(Geometry::sub_entry_offset(i)) as *const SubEntry) }
+    }
+
+    #[inline]
+    fn write_payload(&self, seq: u64, src: &[u8]) {
+        let len = src.len().min(self.geo.config.max_msg_size as usize);
+        // SAFETY: the payload area holds max_msg_size bytes (see
+        // `payload_ptr`); we hold WRITING(seq), so no other writer touches it.
+        // Readers may read concurrently only in drop-oldest, and discard what
+        // they read if the stamp changed (seqlock).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.payload_ptr(seq), len) }
+    }
+
+    #[inline]
+    fn read_payload(&self, seq: u64, dst: &mut [u8]) {
+        let len = dst.len().min(self.geo.config.max_msg_size as usize);
+        // SAFETY: reads stay inside the slot's payload area. The bytes may be
+        // changing under us (another process's writer); they are plain bytes,
+        // valid for any value, and the caller re-checks the stamp before
+        // trusting them.
+        unsafe { std::ptr::copy_nonoverlapping(self.payload_ptr(seq), dst.as_mut_ptr(), len) }
+    }
+}
+
+/// What one reap pass reclaimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReapReport {
+    /// Dead publishers whose entries were freed.
+    pub publishers: u32,
+    /// Dead subscribers whose cursors no longer hold publishers back.
+    pub subscribers: u32,
+    /// Half-written slots of dead publishers marked abandoned.
+    pub abandoned_slots: u32,
+}
+
+impl ReapReport {
+    /// Whether anything was reclaimed.
+    pub fn is_empty(&self) -> bool {
+        *self == ReapReport::default()
+    }
+}
+
+/// Statistics of one topic, read from its segments.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicStats {
+    /// Topic name.
+    pub topic: String,
+    /// Slots.
+    pub capacity: u64,
+    /// Largest message.
+    pub max_msg_size: u32,
+    /// Overflow policy.
+    pub policy: layout::Policy,
+    /// Bytes reserved in /dev/shm.
+    pub memory_bytes: u64,
+    /// Attached publishers.
+    pub publishers: u32,
+    /// Attached subscribers.
+    pub subscribers: u32,
+    /// Sequence numbers claimed so far (the next message's sequence).
+    pub published: u64,
+    /// Publishes that found the ring full.
+    pub blocked_publishes: u64,
+    /// Slots abandoned (dead publishers, dropped loans).
+    pub abandoned: u64,
+    /// Dead publishers reclaimed.
+    pub reaped_publishers: u64,
+    /// Dead subscribers reclaimed.
+    pub reaped_subscribers: u64,
+    /// Whether the topic was closed.
+    pub closed: bool,
+    /// One row per attached subscriber.
+    pub subscriber_stats: Vec<SubscriberStats>,
+    /// One row per attached publisher.
+    pub publisher_stats: Vec<PublisherStats>,
+}
+
+/// One subscriber's counters.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubscriberStats {
+    /// Entry index.
+    pub index: u32,
+    /// Process id (informational).
+    pub pid: u32,
+    /// Next sequence it will read.
+    pub cursor: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages lost to laps (drop-oldest).
+    pub lost: u64,
+    /// Messages published but not yet read.
+    pub lag: u64,
+    /// Whether it sleeps on the futex.
+    pub waiting: bool,
+}
+
+/// One publisher's counters.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublisherStats {
+    /// Entry index.
+    pub index: u32,
+    /// Process id (informational).
+    pub pid: u32,
+    /// Messages committed.
+    pub published: u64,
+    /// Publishes that found the ring full.
+    pub blocked: u64,
+    /// Whether it sleeps waiting for space.
+    pub waiting: bool,
+}
+
+pub(crate) fn read_stats(t: &MappedTopic) -> TopicStats {
+    let cfg = &t.geo.config;
+    let d = t.data();
+    let tail = d.tail.load(Ordering::Acquire);
+    let subscriber_stats: Vec<SubscriberStats> = (0..cfg.max_subscribers)
+        .filter_map(|i| {
+            let e = t.sub_entry(i);
+            (e.state.load(Ordering::Acquire) == ENTRY_ACTIVE).then(|| {
+                let cursor = e.cursor.load(Ordering::Acquire);
+                SubscriberStats {
+                    index: i,
+                    pid: e.pid.load(Ordering::Relaxed),
+                    cursor,
+                    delivered: e.delivered.load(Ordering::Relaxed),
+                    lost: e.lost.load(Ordering::Relaxed),
+                    lag: tail.saturating_sub(cursor),
+                    waiting: e.waiting.load(Ordering::Relaxed) != 0,
+                }
+            })
+        })
+        .collect();
+    let publisher_stats: Vec<PublisherStats> = (0..cfg.max_publishers)
+        .filter_map(|i| {
+            let e = t.pub_entry(i);
+            (e.state.load(Ordering::Acquire) == ENTRY_ACTIVE).then(|| PublisherStats {
+                index: i,
+                pid: e.pid.load(Ordering::Relaxed),
+                published: e.published.load(Ordering::Relaxed),
+                blocked: e.blocked.load(Ordering::Relaxed),
+                waiting: e.waiting.load(Ordering::Relaxed) != 0,
+            })
+        })
+        .collect();
+    TopicStats {
+        topic: t.topic.clone(),
+        capacity: cfg.capacity,
+        max_msg_size: cfg.max_msg_size,
+        policy: cfg.policy,
+        memory_bytes: cfg.memory_bytes(),
+        publishers: publisher_stats.len() as u32,
+        subscribers: subscriber_stats.len() as u32,
+        published: tail,
+        blocked_publishes: d.blocked.load(Ordering::Relaxed),
+        abandoned: d.abandoned.load(Ordering::Relaxed),
+        reaped_publishers: d.reaped_publishers.load(Ordering::Relaxed),
+        reaped_subscribers: t.subs().reaped_subscribers.load(Ordering::Relaxed),
+        closed: d.closed.load(Ordering::Acquire) != 0,
+        subscriber_stats,
+        publisher_stats,
+    }
+}
+
+/// The daemon's handle on a topic: it created or adopted the segments and
+/// is responsible for reaping, closing and unlinking them.
+#[derive(Debug)]
+pub struct TopicOwner {
+    bus: String,
+    t: MappedTopic,
+}
+
+impl TopicOwner {
+    /// Creates a new topic with all of its memory reserved. A full /dev/shm
+    /// gives `Error::NoSpace` and leaves nothing behind.
+    pub fn create(
+        bus: &str,
+        topic: &str,
+        cfg: &TopicConfig,
+        perms: &SegmentPerms,
+    ) -> Result<TopicOwner> {
+        Ok(TopicOwner {
+            bus: bus.to_string(),
+            t: MappedTopic::create(bus, topic, cfg, perms)?,
+        })
+    }
+
+    /// Adopts a topic whose segments exist (a daemon restart), after
+    /// validating them; `Error::Corrupt` if they do not check out.
+    pub fn adopt(bus: &str, topic: &str) -> Result<TopicOwner> {
+        Ok(TopicOwner {
+            bus: bus.to_string(),
+            t: MappedTopic::open(bus, topic, true)?,
+        })
+    }
+
+    /// Topic name.
+    pub fn name(&self) -> &str {
+        self.t.topic()
+    }
+
+    /// Settings.
+    pub fn config(&self) -> TopicConfig {
+        self.t.geo.config.clone()
+    }
+
+    /// Reclaims what dead clients held: a dead subscriber's cursor stops
+    /// gating publishers; a dead publisher's half-written slot is abandoned
+    /// (subscribers skip and count it). Call periodically (≈250 ms).
+    pub fn reap(&self) -> ReapReport {
+        let mut report = ReapReport::default();
+        let cfg = &self.t.geo.config;
+        for i in 0..cfg.max_publishers {
+            if self.t.pub_entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
+                continue;
+            }
+            let off = entry_lock_offset(i);
+            if !matches!(liveness::try_acquire(self.t.data_file(), off), Ok(true)) {
+                continue; // alive (or the probe failed: try next time)
+            }
+            if let PubReclaim::Reclaimed { abandoned } = ring::reclaim_publisher(&self.t, i) {
+                report.publishers += 1;
+                report.abandoned_slots += u32::from(abandoned);
+            }
+            liveness::release(self.t.data_file(), off);
+        }
+        for i in 0..cfg.max_subscribers {
+            if self.t.sub_entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
+                continue;
+            }
+            let off = entry_lock_offset(i);
+            if !matches!(liveness::try_acquire(self.t.subs_file(), off), Ok(true)) {
+                continue;
+            }
+            if ring::reclaim_subscriber(&self.t, i) {
+                report.subscribers += 1;
+            }
+            liveness::release(self.t.subs_file(), off);
+        }
+        report
+    }
+
+    /// Counters of the topic and of every attached client.
+    pub fn stats(&self) -> TopicStats {
+        read_stats(&self.t)
+    }
+
+    /// Marks the topic closed and wakes every waiter (they get `Closed`).
+    pub fn close(&self) {
+        ring::close(&self.t);
+    }
+
+    /// Removes both segments from /dev/shm (existing mappings stay valid).
+    pub fn unlink(&self) -> Result<()> {
+        remove_segment_files(&self.bus, self.name())
+    }
+}
+
+/// Topics of `bus` that have a data segment in /dev/shm.
+pub fn list_bus_topics(bus: &str) -> Result<Vec<String>> {
+    names::validate_bus(bus)?;
+    let mut topics: Vec<String> = segment::list_shm(&names::bus_segment_prefix(bus))?
+        .iter()
+        .filter_map(|f| names::parse_segment_name(bus, f))
+        .filter(|(_, part)| *part == Part::Data)
+        .map(|(t, _)| t)
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
+/// Removes every segment of `bus` from /dev/shm; returns how many.
+pub fn remove_bus_segments(bus: &str) -> Result<usize> {
+    names::validate_bus(bus)?;
+    let mut n = 0;
+    for f in segment::list_shm(&names::bus_segment_prefix(bus))? {
+        if Segment::unlink(&f).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Removes both segments of one topic, ignoring parts already gone.
+pub fn remove_segment_files(bus: &str, topic: &str) -> Result<()> {
+    names::validate_bus(bus)?;
+    names::validate_topic(topic)?;
+    for part in [Part::Data, Part::Subs] {
+        match Segment::unlink(&names::segment_name(bus, topic, part)) {
+            Ok(()) => {}
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Answering control requests: decode, check the peer's rights, act on the
+//! topics, encode the reply. Nothing here touches a socket, so every request
+//! kind is handled the same way whatever connection it came from.
+
+use shmbus::control::{
+    decode_request, encode_frame, ErrorReply, Op, Outcome, Reply, ReplyBody, Role,
+    MAX_REPLY_LEN, PROTOCOL_VERSION,
+};
+use shmbus::names::validate_topic;
+
+use crate::access::{Peer, Rights};
+use crate::config::Config;
+use crate::topics::{Ensured, Topics};
+
+/// The daemon's state that requests read and change.
+pub struct Daemon {
+    /// The bus served.
+    pub bus: String,
+    /// The config in force.
+    pub config: Config,
+    /// The topics.
+    pub topics: Topics,
+}
+
+impl Daemon {
+    /// Creates the config's `[[topic]]`s that do not exist yet. A topic that
+    /// exists with other settings (adopted from a previous run, or created
+    /// by a client) is kept as it is, with a warning: its segments may hold
+    /// messages and attached clients.
+    pub fn create_config_topics(&mut self) {
+        for (name, cfg) in self.config.topics.clone() {
+            match self.topics.config(&name) {
+                Some(existing) if existing != cfg => tracing::warn!(
+                    "topic `{name}` exists with other settings than the config's; keeping it (remove it with `shmbus rm {name}` to apply the config)"
+                ),
+                Some(_) => {}
+                None => {
+                    let perms = self.config.access.segment_perms(&name);
+                    if let Err(e) = self.topics.ensure(&name, &cfg, &perms) {
+                        tracing::error!("cannot create topic `{name}` from the config: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers one request frame from `peer` with one reply frame.
+    pub fn handle_frame(&mut self, peer: &Peer, body: &[u8]) -> Vec<u8> {
+        let (id, outcome) = match decode_request(body) {
+            Ok(req) => {
+                let outcome = self.handle(peer, req.op);
+                (req.id, outcome)
+            }
+            Err(e) => {
+                tracing::debug!("bad request from pid {} (uid {}): {}", peer.pid, peer.uid, e.error.message());
+                (e.id, Outcome::Error(e.error))
+            }
+        };
+        encode_reply(id, outcome)
+    }
+
+    /// Carries out one decoded request.
+    pub fn handle(&mut self, peer: &Peer, op: Op) -> Outcome {
+        match self.dispatch(peer, op) {
+            Ok(body) => Outcome::Ok(body),
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
+    fn dispatch(&mut self, peer: &Peer, op: Op) -> Result<ReplyBody, ErrorReply> {
+        match op {
+            Op::Hello { client } => {
+                tracing::debug!("hello from {client:?} (pid {}, uid {})", peer.pid, peer.uid);
+                Ok(ReplyBody::Hello {
+                    version: PROTOCOL_VERSION,
+                    bus: self.bus.clone(),
+                    pid: std::process::id(),
+                    daemon: format!("shmbusd {}", env!("CARGO_PKG_VERSION")),
+                })
+            }
+            Op::Open { topic, role } => self.open(peer, &topic, role),
+            Op::Create { topic, config } => {
+                check_name(&topic)?;
+                self.require(peer, Rights::CREATE, "create", &topic)?;
+                config.validate().map_err(|e| ErrorReply::from_error(&e))?;
+                if let Some(existing) = self.topics.config(&topic) {
+                    if existing != config {
+                        return Err(ErrorReply::Exists {
+                            message: format!(
+                                "topic `{topic}` already exists with other settings (capacity {}, max message size {}, policy {}): remove it first with `shmbus rm {topic}`",
+                                existing.capacity, existing.max_msg_size, existing.policy
+                            ),
+                            topic,
+                        });
+                    }
+                }
+                let perms = self.config.access.segment_perms(&topic);
+                self.topics
+                    .ensure(&topic, &config, &perms)
+                    .map_err(|e| ErrorReply::from_error(&e))?;
+                Ok(ReplyBody::Created {
+                    info: self.info(&topic)?,
+                })
+            }
+            Op::Remove { topic } => {
+                check_name(&topic)?;
+                self.require(peer, Rights::CREATE, "remove", &topic)?;
+                self.topics
+                    .remove(&topic)
+                    .map_err(|e| ErrorReply::from_error(&e))?;
+                Ok(ReplyBody::Removed)
+            }
+            Op::List => {
+                let access = &self.config.access;
+                Ok(ReplyBody::Topics {
+                    topics: self.topics.list(|t| access.sees(peer, t)),
+                })
+            }
+            Op::Stats { topic } => {
+                let access = &self.config.access;
+                let stats = match topic {
+                    Some(topic) => {
+                        check_name(&topic)?;
+                        if !self.topics.contains(&topic) || !access.sees(peer, &topic) {
+                            return Err(ErrorReply::from_error(&shmbus::Error::NoSuchTopic(
+                                topic,
+                            )));
+                        }
+                        self.topics.stats(|t| t == topic)
+                    }
+                    None => self.topics.stats(|t| access.sees(peer, t)),
+                };
+                Ok(ReplyBody::Stats { stats })
+            }
+        }
+    }
+
+    fn open(&mut self, peer: &Peer, topic: &str, role: Role) -> Result<ReplyBody, ErrorReply> {
+        check_name(topic)?;
+        self.require(peer, Rights::for_role(role), &format!("{role} to"), topic)?;
+        if !self.topics.contains(topic) && !self.config.auto_create {
+            return Err(ErrorReply::from_error(&shmbus::Error::NoSuchTopic(
+                topic.to_string(),
+            )));
+        }
+        let perms = self.config.access.segment_perms(topic);
+        let defaults = self.config.defaults.clone();
+        let ensured = self
+            .topics
+            .ensure(topic, &defaults, &perms)
+            .map_err(|e| ErrorReply::from_error(&e))?;
+        Ok(ReplyBody::Opened {
+            info: self.info(topic)?,
+            created: ensured == Ensured::Created,
+        })
+    }
+
+    fn require(&self, peer: &Peer, right: Rights, verb: &str, topic: &str) -> Result<(), ErrorReply> {
+        if self.config.access.allows(peer, right, topic) {
+            return Ok(());
+        }
+        tracing::info!(
+            "denied: uid {} (pid {}) may not {verb} `{topic}`",
+            peer.uid,
+            peer.pid
+        );
+        Err(ErrorReply::Denied {
+            message: format!("uid {} may not {verb} `{topic}`", peer.uid),
+        })
+    }
+
+    fn info(&self, topic: &str) -> Result<shmbus::bus::TopicInfo, ErrorReply> {
+        self.topics
+            .info(topic)
+            .ok_or_else(|| ErrorReply::from_error(&shmbus::Error::NoSuchTopic(topic.to_string())))
+    }
+}
+
+fn check_name(topic: &str) -> Result<(), ErrorReply> {
+    validate_topic(topic).map_err(|e| ErrorReply::from_error(&e))
+}
+
+/// Encodes a reply; one too large for the protocol (a bus with a huge number
+/// of topics) becomes an error reply, so the client is told instead of cut
+/// off.
+pub fn encode_reply(id: u64, outcome: Outcome) -> Vec<u8> {
+    let reply = Reply {
+        v: PROTOCOL_VERSION,
+        id,
+        outcome,
+    };
+    encode_frame(&reply, MAX_REPLY_LEN).unwrap_or_else(|e| {
+        let fallback = Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            outcome: Outcome::Error(ErrorReply::Internal {
+                message: e.to_string(),
+            }),
+        };
+        encode_frame(&fallback, MAX_REPLY_LEN).unwrap_or_default()
+    })
+}

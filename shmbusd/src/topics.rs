@@ -1,0 +1,242 @@
+//! The bus's topics as the daemon owns them: adoption of existing segments at
+//! start, creation, removal, reaping, and the summaries clients ask for.
+//!
+//! The segments are the truth: a topic exists for clients when its segments
+//! are in `/dev/shm`. This registry holds one [`TopicOwner`] per topic so the
+//! daemon can reap, measure and finally close them; it is rebuilt from
+//! `/dev/shm` when a daemon restarts.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use shmbus::bus::TopicInfo;
+use shmbus::names::{segment_name, Part};
+use shmbus::{Error, SegmentPerms, TopicConfig, TopicOwner, TopicStats};
+
+/// Every topic of the bus served by this daemon.
+pub struct Topics {
+    bus: String,
+    owners: BTreeMap<String, TopicOwner>,
+}
+
+/// Whether [`Topics::ensure`] found or made the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was there already.
+    Existing,
+    /// This call created it.
+    Created,
+}
+
+impl Topics {
+    /// An empty registry for `bus`.
+    pub fn new(bus: &str) -> Topics {
+        Topics {
+            bus: bus.to_string(),
+            owners: BTreeMap::new(),
+        }
+    }
+
+    /// Adopts the segments a previous daemon of this bus left in `/dev/shm`
+    /// (it was killed, or crashed). Each is validated by the library; one
+    /// that fails is unlinked with a warning, never trusted. `perms` gives
+    /// each adopted topic the current config's file permissions.
+    pub fn adopt_existing(&mut self, perms: impl Fn(&str) -> SegmentPerms) {
+        let names = match shmbus::list_bus_topics(&self.bus) {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!("cannot list existing segments of bus `{}`: {e}", self.bus);
+                return;
+            }
+        };
+        for topic in names {
+            match TopicOwner::adopt(&self.bus, &topic) {
+                Ok(owner) => {
+                    let stats = owner.stats();
+                    tracing::info!(
+                        "adopted topic `{topic}`: {} messages published, {} publishers and {} subscribers attached",
+                        stats.published,
+                        stats.publishers,
+                        stats.subscribers
+                    );
+                    self.apply_perms(&topic, &perms(&topic));
+                    self.owners.insert(topic, owner);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "removing the segments of topic `{topic}`: they cannot be adopted ({e})"
+                    );
+                    if let Err(e) = shmbus::remove_segment_files(&self.bus, &topic) {
+                        tracing::warn!("cannot remove the segments of topic `{topic}`: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of topics.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Whether `topic` exists.
+    pub fn contains(&self, topic: &str) -> bool {
+        self.owners.contains_key(topic)
+    }
+
+    /// The settings of `topic`, if it exists.
+    pub fn config(&self, topic: &str) -> Option<TopicConfig> {
+        self.owners.get(topic).map(TopicOwner::config)
+    }
+
+    /// Makes sure `topic` exists, creating it with `cfg` if not.
+    pub fn ensure(
+        &mut self,
+        topic: &str,
+        cfg: &TopicConfig,
+        perms: &SegmentPerms,
+    ) -> Result<Ensured, Error> {
+        if self.owners.contains_key(topic) {
+            return Ok(Ensured::Existing);
+        }
+        let owner = TopicOwner::create(&self.bus, topic, cfg, perms)?;
+        tracing::info!(
+            "created topic `{topic}`: capacity {}, max message size {} B, policy {}, {} B of shared memory",
+            cfg.capacity,
+            cfg.max_msg_size,
+            cfg.policy,
+            cfg.memory_bytes()
+        );
+        self.owners.insert(topic.to_string(), owner);
+        Ok(Ensured::Created)
+    }
+
+    /// Closes `topic` (its waiters get `Closed`) and unlinks its segments.
+    pub fn remove(&mut self, topic: &str) -> Result<(), Error> {
+        let owner = self
+            .owners
+            .remove(topic)
+            .ok_or_else(|| Error::NoSuchTopic(topic.to_string()))?;
+        owner.close();
+        owner.unlink()?;
+        tracing::info!("removed topic `{topic}`");
+        Ok(())
+    }
+
+    /// The summary of `topic`.
+    pub fn info(&self, topic: &str) -> Option<TopicInfo> {
+        self.owners
+            .get(topic)
+            .map(|o| TopicInfo::new(o.config(), &o.stats()))
+    }
+
+    /// Summaries of the topics `visible` accepts, sorted by name.
+    pub fn list(&self, visible: impl Fn(&str) -> bool) -> Vec<TopicInfo> {
+        self.owners
+            .iter()
+            .filter(|(name, _)| visible(name))
+            .map(|(_, o)| TopicInfo::new(o.config(), &o.stats()))
+            .collect()
+    }
+
+    /// Stats of the topics `visible` accepts, sorted by name.
+    pub fn stats(&self, visible: impl Fn(&str) -> bool) -> Vec<TopicStats> {
+        self.owners
+            .iter()
+            .filter(|(name, _)| visible(name))
+            .map(|(_, o)| o.stats())
+            .collect()
+    }
+
+    /// Reclaims what dead clients held, on every topic, and logs it.
+    pub fn reap(&self) {
+        for (name, owner) in &self.owners {
+            let r = owner.reap();
+            if r.publishers + r.subscribers + r.abandoned_slots > 0 {
+                tracing::info!(
+                    "topic `{name}`: reaped {} dead publisher(s), {} dead subscriber(s), {} abandoned slot(s)",
+                    r.publishers,
+                    r.subscribers,
+                    r.abandoned_slots
+                );
+            }
+        }
+    }
+
+    /// Gives the files of every topic the permissions `perms` computes (after
+    /// a reload changed the access rules).
+    pub fn reapply_perms(&self, perms: impl Fn(&str) -> SegmentPerms) {
+        for name in self.owners.keys() {
+            self.apply_perms(name, &perms(name));
+        }
+    }
+
+    /// Sets owner group and mode of an existing topic's two segment files.
+    /// POSIX shared memory lives in `/dev/shm` on Linux, so the files can be
+    /// changed by path.
+    fn apply_perms(&self, topic: &str, perms: &SegmentPerms) {
+        for (part, mode) in [(Part::Data, perms.data_mode), (Part::Subs, perms.subs_mode)] {
+            let path = PathBuf::from("/dev/shm").join(segment_name(&self.bus, topic, part));
+            let gid = perms.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw());
+            let res = nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(std::io::Error::from)
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                });
+            if let Err(e) = res {
+                tracing::warn!(
+                    "cannot set group {gid} and mode {mode:o} on {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    /// Logs a stats snapshot of every topic (SIGUSR1).
+    pub fn log_stats(&self) {
+        if self.owners.is_empty() {
+            tracing::info!("stats: no topics");
+        }
+        for owner in self.owners.values() {
+            let s = owner.stats();
+            tracing::info!(
+                "stats `{}`: published {}, publishers {}, subscribers {}, blocked publishes {}, abandoned {}, reaped {} publisher(s) {} subscriber(s)",
+                s.topic,
+                s.published,
+                s.publishers,
+                s.subscribers,
+                s.blocked_publishes,
+                s.abandoned,
+                s.reaped_publishers,
+                s.reaped_subscribers
+            );
+            for sub in &s.subscriber_stats {
+                tracing::info!(
+                    "stats `{}` subscriber {} (pid {}): delivered {}, lost {}, lag {}{}",
+                    s.topic,
+                    sub.index,
+                    sub.pid,
+                    sub.delivered,
+                    sub.lost,
+                    sub.lag,
+                    if sub.waiting { ", waiting" } else { "" }
+                );
+            }
+        }
+    }
+
+    /// Closes every topic (waking every waiter), then unlinks them all.
+    /// Closing all first means no client sees one topic gone while another
+    /// still runs.
+    pub fn shutdown(&mut self) {
+        for owner in self.owners.values() {
+            owner.close();
+        }
+        for (name, owner) in std::mem::take(&mut self.owners) {
+            if let Err(e) = owner.unlink() {
+                tracing::warn!("cannot unlink topic `{name}`: {e}");
+            }
+        }
+    }
+}

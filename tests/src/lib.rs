@@ -1,0 +1,293 @@
+//! Harness for the end-to-end tests in `tests/tests/`: each test gets its own
+//! bus name and runtime directory, starts the real `shmbusd`, runs the real
+//! `shmbus` CLI, and cleans `/dev/shm` afterwards, so tests run in parallel
+//! without touching each other.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which
+//! the README's test command does); [`bin`] says so if they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary (`shmbusd`, `shmbus`) in the target directory
+/// of the current profile.
+pub fn bin(name: &str) -> PathBuf {
+    // The test executable lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary is in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A bus name unique to this test process and call.
+pub fn unique_bus(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("t{}-{}-{}", std::process::id(), n, tag)
+}
+
+/// One test's bus: a unique name and a private runtime directory. Dropping it
+/// kills a daemon still running and removes the bus's segments.
+pub struct TestBus {
+    /// The bus name.
+    pub name: String,
+    /// The private runtime directory (socket, lock).
+    pub runtime_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl TestBus {
+    /// A new bus; no daemon yet.
+    pub fn new(tag: &str) -> TestBus {
+        let dir = tempfile::Builder::new()
+            .prefix("shmbus-test-")
+            .tempdir()
+            .expect("tempdir");
+        let runtime_dir = dir.path().join("run");
+        TestBus {
+            name: unique_bus(tag),
+            runtime_dir,
+            _dir: dir,
+            daemon: None,
+        }
+    }
+
+    /// The temporary directory of this test (for config files and outputs).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// A `shmbusd` command for this bus (not started).
+    pub fn daemon_command(&self) -> Command {
+        let mut cmd = Command::new(bin("shmbusd"));
+        cmd.arg("--bus")
+            .arg(&self.name)
+            .arg("--runtime-dir")
+            .arg(&self.runtime_dir)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `shmbusd` with extra arguments and waits until its socket
+    /// answers. The daemon's stderr goes to the test's stderr.
+    pub fn start_daemon_with(&mut self, args: &[&str]) -> &mut Child {
+        assert!(self.daemon.is_none(), "daemon already started");
+        let child = self.daemon_command().args(args).spawn().expect("spawn shmbusd");
+        self.daemon = Some(child);
+        self.wait_ready();
+        self.daemon.as_mut().unwrap()
+    }
+
+    /// Starts `shmbusd` on built-in defaults.
+    pub fn start_daemon(&mut self) -> &mut Child {
+        self.start_daemon_with(&[])
+    }
+
+    /// The running daemon's process, if any.
+    pub fn daemon(&mut self) -> Option<&mut Child> {
+        self.daemon.as_mut()
+    }
+
+    /// Takes the daemon's `Child` out (the test then owns its fate).
+    pub fn take_daemon(&mut self) -> Option<Child> {
+        self.daemon.take()
+    }
+
+    /// SIGKILLs the daemon and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (bounded) until the control socket accepts connections.
+    pub fn wait_ready(&mut self) {
+        let sock = shmbus::names::socket_path(&self.runtime_dir, &self.name);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                return;
+            }
+            if let Some(child) = self.daemon.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("shmbusd exited early with {status}");
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shmbusd did not open {} within 20 s",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A `shmbus` CLI command for this bus.
+    pub fn cli(&self) -> Command {
+        let mut cmd = Command::new(bin("shmbus"));
+        cmd.arg("--bus")
+            .arg(&self.name)
+            .arg("--runtime-dir")
+            .arg(&self.runtime_dir);
+        cmd
+    }
+
+    /// Names of this bus's files in /dev/shm.
+    pub fn shm_files(&self) -> Vec<String> {
+        shm_files_of(&self.name)
+    }
+}
+
+/// Names of the files of `bus` in /dev/shm.
+pub fn shm_files_of(bus: &str) -> Vec<String> {
+    let prefix = shmbus::names::bus_segment_prefix(bus);
+    let mut out: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        self.kill_daemon();
+        for f in self.shm_files() {
+            let _ = std::fs::remove_file(Path::new("/dev/shm").join(f));
+        }
+    }
+}
+
+/// Waits (bounded by `limit`) until `cond` holds; returns whether it did.
+/// For readiness only: tests never assert how long something took.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends a signal to a child process.
+pub fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("kill");
+}
+
+/// Waits for a child with a bound; kills it and panics if it does not exit.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---- Helpers for the CLI tests (tests/tests/cli_*.rs) ----
+
+/// Runs `cmd` to completion with `input` on its stdin, capturing stdout and
+/// stderr. Kills it and panics if it does not exit within `limit`.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> std::process::Output {
+    use std::io::{Read, Write};
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // Writing and reading happen on threads so that a child that fills its
+    // stdout pipe before draining stdin cannot deadlock the test.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let status = wait_exit(&mut child, limit);
+    let _ = writer.join();
+    std::process::Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+/// Lines read from `r` (a child's stdout) on a thread, so that a test can
+/// wait for the next one with a bound (`recv_timeout`) instead of hanging.
+pub fn line_channel(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(l) = line else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl TestBus {
+    /// A library connection to this bus, for readiness checks.
+    pub fn client(&self) -> shmbus::Bus {
+        shmbus::Bus::connect_with(&shmbus::BusOptions {
+            name: self.name.clone(),
+            runtime_dir: Some(self.runtime_dir.clone()),
+        })
+        .expect("connect to the test bus")
+    }
+
+    /// Waits (bounded) until `topic` exists and has at least `n` live
+    /// subscribers, so that what is published next reaches them.
+    pub fn wait_subscribers(&self, topic: &str, n: u32) {
+        let bus = self.client();
+        let ready = wait_until(Duration::from_secs(20), || {
+            bus.topics()
+                .map(|ts| ts.iter().any(|t| t.topic == topic && t.subscribers >= n))
+                .unwrap_or(false)
+        });
+        assert!(ready, "`{topic}` did not get {n} subscribers within 20 s");
+    }
+}
