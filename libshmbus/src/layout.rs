@@ -242,7 +242,7 @@ impl TopicConfig {
 
     /// Bytes of one slot: header plus payload rounded up to 64.
     pub fn slot_stride(&self) -> u64 {
-        SLOT_HEADER_SIZE as u64 + (u64::from(self.max_msg_size) + 63) / 64 * 64
+        SLOT_HEADER_SIZE as u64 + u64::from(self.max_msg_size).div_ceil(64) * 64
     }
 
     /// Offset of the first slot in the data segment.
@@ -268,7 +268,7 @@ impl TopicConfig {
 }
 
 fn page_align(n: u64) -> u64 {
-    (n + HEADER_SIZE as u64 - 1) / HEADER_SIZE as u64 * HEADER_SIZE as u64
+    n.div_ceil(HEADER_SIZE as u64) * HEADER_SIZE as u64
 }
 
 /// The validated shape of a topic, copied out of shared memory once.

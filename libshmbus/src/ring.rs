@@ -296,7 +296,10 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
             return Err(Error::Closed);
         }
         if t >= MAX_SEQ {
-            return Err(Error::corrupt("topic", "sequence space exhausted or tail corrupted"));
+            return Err(Error::corrupt(
+                "topic",
+                "sequence space exhausted or tail corrupted",
+            ));
         }
         if geo.config.policy == Policy::Block && t >= p.gate.saturating_add(cap) {
             p.gate = scan_gate(m);
@@ -365,7 +368,10 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
                 .compare_exchange(
                     st,
                     stamp::pack(seq, stamp::WRITING),
-                    Ordering::Acquire,
+                    // SYNC POINT (claim visibility): Release pairs with the
+                    // Acquire stamp load in `lapped`: whoever sees WRITING(seq)
+                    // then sees our claim, tail > seq.
+                    Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
                 .is_ok()
@@ -445,7 +451,9 @@ pub(crate) fn abandon<M: RingMemory>(m: &M, p: &PubLocal, seq: u64) {
     m.slot(seq)
         .stamp
         .store(stamp::pack(seq, stamp::ABANDONED), Ordering::Release);
-    m.pub_entry(p.index).inflight.store(NO_SEQ, Ordering::Release);
+    m.pub_entry(p.index)
+        .inflight
+        .store(NO_SEQ, Ordering::Release);
     m.data().abandoned.fetch_add(1, Ordering::Relaxed);
     m.subs().data_ready.notify_all();
 }
@@ -526,6 +534,12 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
         t
     };
     e.cursor.store(start, Ordering::Release);
+    if start > first && m.geometry().config.policy == Policy::Block {
+        // A publisher may have seen our provisional cursor, found the ring
+        // full and parked: moving the cursor forward frees space, so wake it
+        // as any consume would (found by the loom join model).
+        m.subs().space_ready.force_notify_all();
+    }
     SubLocal {
         index,
         cursor: start,
@@ -619,8 +633,13 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
 fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
     let cap = m.geometry().capacity();
     let c = s.cursor;
-    let t = m.data().tail.load(Ordering::Acquire);
+    // Stamp first, then tail: every stamp store (WRITING by AcqRel CAS,
+    // COMMITTED and ABANDONED by Release) follows its sequence's claim, so
+    // the Acquire here makes the tail load below see that claim. In the
+    // other order a claim + stamp landing between the two loads would look
+    // like a stamp from the future.
     let st = m.slot(c).stamp.load(Ordering::Acquire);
+    let t = m.data().tail.load(Ordering::Acquire);
     let sseq = stamp::seq(st);
     if sseq >= t || t > MAX_SEQ {
         return Err(Error::corrupt(
@@ -782,9 +801,7 @@ pub(crate) fn reclaim_subscriber<M: RingMemory>(m: &M, i: u32) -> bool {
     }
     e.pid.store(0, Ordering::Relaxed);
     e.state.store(ENTRY_FREE, Ordering::Release);
-    m.subs()
-        .reaped_subscribers
-        .fetch_add(1, Ordering::Relaxed);
+    m.subs().reaped_subscribers.fetch_add(1, Ordering::Relaxed);
     // Publishers blocked on the dead cursor may go on.
     m.subs().space_ready.force_notify_all();
     true

@@ -11,13 +11,14 @@
 //!
 //! # Why no wake-up is lost
 //!
-//! A waiter increments `waiters` and only then reads `value`; a poster
-//! increments `value` and only then reads `waiters`; all four operations are
-//! `SeqCst`, so they fall in one total order (Dekker's pattern). Either the
-//! poster's read of `waiters` comes after the waiter's increment — the poster
-//! sees a waiter and calls `FUTEX_WAKE` — or it comes before, and then the
-//! poster's increment of `value` also precedes the waiter's read of `value`,
-//! which therefore sees the token and does not sleep. A waiter that does go to
+//! A waiter increments `waiters`, issues a `SeqCst` fence, and only then
+//! reads `value`; a poster increments `value`, issues a `SeqCst` fence, and
+//! only then reads `waiters` (Dekker's pattern). The two fences fall in one
+//! total order. If the poster's fence comes first, its increment of `value`
+//! is visible to the waiter's read after the waiter's fence: the waiter sees
+//! the token and does not sleep. If the waiter's fence comes first, its
+//! increment of `waiters` is visible to the poster's read: the poster sees a
+//! waiter and calls `FUTEX_WAKE`. A waiter that does go to
 //! sleep does so with `FUTEX_WAIT(value, 0)`, which the kernel refuses
 //! atomically if `value` is no longer 0, closing the window between the check
 //! and the sleep ("Futexes Are Tricky", Drepper, §5). A waiter that times out
@@ -27,13 +28,13 @@
 //!
 //! The semaphore is `#[repr(C)]` and valid when zeroed, so it can live in a
 //! shared mapping: see [`Semaphore::from_ptr`]. The loom model in
-//! `tests/loom.rs` checks post/wait races and timeouts racing posts.
+//! `src/loom_model.rs` checks post/wait races and timeouts racing posts.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::futex::{self, WaitOutcome};
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, Ordering};
 
 /// A counting semaphore whose state is two 32-bit words, shareable between
 /// processes through shared memory.
@@ -73,11 +74,17 @@ impl Semaphore {
 
     /// Adds one token and wakes one sleeper if there may be one.
     pub fn post(&self) {
-        // SYNC POINT (semaphore): pairs with the SeqCst `waiters` increment
-        // and `value` load in `wait_until`; Release also publishes to the
-        // taker everything written before the post.
-        self.value.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) != 0 {
+        // Release: publishes to the taker (whose CAS is Acquire) everything
+        // written before the post.
+        self.value.fetch_add(1, Ordering::Release);
+        // SYNC POINT (semaphore, Dekker): pairs with the fence in
+        // `wait_until` between the `waiters` increment and the `value` load.
+        // Of the two fences one is first in the total order of SeqCst
+        // fences, so either the waiter sees our token or we see its count.
+        // (SeqCst on the two accesses alone would do in C++ too, but fences
+        // are what loom models exactly.)
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
             futex::wake(&self.value, 1);
         }
     }
@@ -119,9 +126,10 @@ impl Semaphore {
         if self.try_wait() {
             return Ok(());
         }
-        // SYNC POINT (semaphore): announce ourselves before looking at
-        // `value` — pairs with `post`'s increment-then-check.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        // SYNC POINT (semaphore, Dekker): announce ourselves, then fence,
+        // then look at `value` — pairs with the fence in `post`.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         let result = loop {
             if self.try_wait() {
                 break Ok(());

@@ -90,11 +90,13 @@ impl Subscriber {
     /// mapping the message data read-only.
     pub fn attach(bus: &str, topic: &str, opts: SubscribeOptions) -> Result<Subscriber> {
         let t = MappedTopic::open(bus, topic, false)?;
-        let index = t.acquire_entry(false)?.ok_or_else(|| Error::TooManyClients {
-            role: "subscriber",
-            topic: topic.to_string(),
-            max: t.geometry().config.max_subscribers,
-        })?;
+        let index = t
+            .acquire_entry(false)?
+            .ok_or_else(|| Error::TooManyClients {
+                role: "subscriber",
+                topic: topic.to_string(),
+                max: t.geometry().config.max_subscribers,
+            })?;
         let local = ring::attach_subscriber(&t, index, std::process::id(), opts.from_start);
         let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
         Ok(Subscriber {
@@ -132,6 +134,16 @@ impl Subscriber {
     /// Sequence number of the next message this subscriber will read.
     pub fn next_seq(&self) -> u64 {
         self.local.cursor
+    }
+
+    /// Slots this subscriber skipped because their publisher gave them up
+    /// (a dropped loan, or a publisher killed mid-write and reaped). These
+    /// sequence numbers never carried a message, so they are not losses.
+    pub fn skipped(&self) -> u64 {
+        self.t
+            .sub_entry(self.local.index)
+            .abandoned
+            .load(Ordering::Relaxed)
     }
 
     /// Receives the next message, waiting for it. `Err(Lagged(n))` once after
@@ -265,7 +277,9 @@ impl MessageGuard<'_> {
         // area lies inside the (read-only) mapping, which lives as long as
         // the subscriber we borrow. The bytes are plain bytes; in drop-oldest
         // they may change under us, which `is_valid` detects.
-        unsafe { std::slice::from_raw_parts(self.sub.t.payload_ptr(self.found.seq), self.found.len) }
+        unsafe {
+            std::slice::from_raw_parts(self.sub.t.payload_ptr(self.found.seq), self.found.len)
+        }
     }
 
     /// Whether the slot still holds this message (always true on `block`

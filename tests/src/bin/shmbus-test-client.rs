@@ -1,0 +1,224 @@
+//! `shmbus-test-client`: a publisher or subscriber process for the
+//! multi-process tests in `tests/tests/`, driving the library directly on a
+//! topic the test created (no daemon involved).
+//!
+//! Payloads are a pure function of (publisher id, message index): a
+//! subscriber recomputes every byte, so a torn, mixed or stale message is
+//! caught, not just a wrong checksum.
+//!
+//! ```text
+//! shmbus-test-client pub  BUS TOPIC ID COUNT      publish COUNT messages, print "published N"
+//! shmbus-test-client sub  BUS TOPIC TOTAL         read until sequence TOTAL, print a JSON summary
+//! shmbus-test-client hold-loan BUS TOPIC          loan a slot, print "loaned SEQ", never commit
+//! shmbus-test-client idle-sub  BUS TOPIC          attach, print "ready", never read
+//! ```
+//!
+//! Every mode prints `ready` once attached, so the test can order the
+//! processes without sleeping.
+
+use std::io::Write;
+use std::time::Duration;
+
+use shmbus::{Error, Publisher, SubscribeOptions, Subscriber};
+
+/// Bytes at the start of every payload: publisher id (u32) and index (u64).
+const HEADER: usize = 12;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| -> &str {
+        args.get(i).map(String::as_str).unwrap_or_else(|| {
+            eprintln!("shmbus-test-client: missing argument {i}; see the module doc");
+            std::process::exit(2)
+        })
+    };
+    let num = |i: usize| -> u64 {
+        arg(i).parse().unwrap_or_else(|_| {
+            eprintln!("shmbus-test-client: argument {i} must be a number");
+            std::process::exit(2)
+        })
+    };
+    let result = match arg(0) {
+        "pub" => publish(arg(1), arg(2), num(3) as u32, num(4)),
+        "sub" => subscribe(arg(1), arg(2), num(3)),
+        "hold-loan" => hold_loan(arg(1), arg(2)),
+        "idle-sub" => idle_sub(arg(1), arg(2)),
+        other => {
+            eprintln!("shmbus-test-client: unknown mode `{other}`");
+            std::process::exit(2)
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("shmbus-test-client: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// splitmix64: a fast, well-mixed function of its input.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Length of message `k` of publisher `id`, in `HEADER..=max`.
+fn payload_len(id: u32, k: u64, max: usize) -> usize {
+    let span = (max - HEADER + 1) as u64;
+    HEADER + (mix(u64::from(id) << 48 ^ k) % span) as usize
+}
+
+/// Fills `buf` with message `k` of publisher `id`.
+fn fill(id: u32, k: u64, buf: &mut [u8]) {
+    buf[..4].copy_from_slice(&id.to_le_bytes());
+    buf[4..HEADER].copy_from_slice(&k.to_le_bytes());
+    let seed = mix(u64::from(id) << 40 ^ k.rotate_left(17));
+    for (i, chunk) in buf[HEADER..].chunks_mut(8).enumerate() {
+        let word = mix(seed ^ i as u64).to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+}
+
+fn publish(bus: &str, topic: &str, id: u32, count: u64) -> shmbus::Result<()> {
+    let mut p = Publisher::attach(bus, topic)?;
+    let max = p.max_msg_size().min(512);
+    let mut buf = vec![0u8; max];
+    say("ready");
+    for k in 0..count {
+        let len = payload_len(id, k, max);
+        fill(id, k, &mut buf[..len]);
+        // Alternate the copy path and the zero-copy path.
+        if k % 2 == 0 {
+            p.send(&buf[..len])?;
+        } else {
+            let mut loan = p.loan(len)?;
+            loan.copy_from_slice(&buf[..len]);
+            loan.commit();
+        }
+    }
+    say(&format!("published {count}"));
+    Ok(())
+}
+
+/// What a subscriber saw, printed as one JSON line.
+#[derive(Default)]
+struct Summary {
+    delivered: u64,
+    lost: u64,
+    first_seq: Option<u64>,
+    errors: Vec<String>,
+    /// Per publisher id: (messages seen, last index seen).
+    per_pub: std::collections::BTreeMap<u32, (u64, u64)>,
+    checksum: u64,
+}
+
+fn subscribe(bus: &str, topic: &str, total: u64) -> shmbus::Result<()> {
+    let mut s = Subscriber::attach(bus, topic, SubscribeOptions::default())?;
+    let max = s.config().max_msg_size as usize;
+    let mut expect = vec![0u8; max];
+    let mut sum = Summary::default();
+    let mut last_seq: Option<u64> = None;
+    say("ready");
+    // Nothing may take longer than this without any progress at all.
+    let stall = Duration::from_secs(60);
+    while s.next_seq() < total {
+        match s.recv_timeout(stall) {
+            Ok(m) => {
+                sum.delivered += 1;
+                sum.first_seq.get_or_insert(m.seq);
+                if let Some(prev) = last_seq {
+                    if m.seq <= prev {
+                        sum.errors.push(format!("seq {} after {prev}", m.seq));
+                    }
+                }
+                last_seq = Some(m.seq);
+                check(m.data, max, &mut expect, &mut sum);
+            }
+            Err(Error::Lagged(n)) => sum.lost += n,
+            Err(e) => {
+                sum.errors.push(format!("recv: {e}"));
+                break;
+            }
+        }
+    }
+    let per_pub: Vec<String> = sum
+        .per_pub
+        .iter()
+        .map(|(id, (n, last))| format!("\"{id}\":[{n},{last}]"))
+        .collect();
+    let errors: Vec<String> = sum
+        .errors
+        .iter()
+        .take(10)
+        .map(|e| format!("{e:?}"))
+        .collect();
+    say(&format!(
+        "{{\"delivered\":{},\"lost\":{},\"first_seq\":{},\"next_seq\":{},\"checksum\":{},\"per_pub\":{{{}}},\"errors\":[{}]}}",
+        sum.delivered,
+        sum.lost,
+        sum.first_seq.map_or("null".to_string(), |v| v.to_string()),
+        s.next_seq(),
+        sum.checksum,
+        per_pub.join(","),
+        errors.join(",")
+    ));
+    Ok(())
+}
+
+/// Verifies one payload byte for byte and tracks per-publisher order.
+fn check(data: &[u8], max: usize, expect: &mut [u8], sum: &mut Summary) {
+    if data.len() < HEADER {
+        sum.errors
+            .push(format!("short message of {} bytes", data.len()));
+        return;
+    }
+    let id = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
+    let k = u64::from_le_bytes(data[4..HEADER].try_into().expect("8 bytes"));
+    let want_len = payload_len(id, k, max.min(512));
+    if data.len() != want_len {
+        sum.errors.push(format!(
+            "pub {id} msg {k}: {} bytes, want {want_len}",
+            data.len()
+        ));
+        return;
+    }
+    fill(id, k, &mut expect[..want_len]);
+    if data != &expect[..want_len] {
+        sum.errors
+            .push(format!("pub {id} msg {k}: torn or corrupt payload"));
+        return;
+    }
+    sum.checksum = sum.checksum.wrapping_add(mix(u64::from(id) << 48 ^ k));
+    let entry = sum.per_pub.entry(id).or_insert((0, u64::MAX));
+    if entry.1 != u64::MAX && k <= entry.1 {
+        sum.errors
+            .push(format!("pub {id}: msg {k} after msg {} (order)", entry.1));
+    }
+    entry.0 += 1;
+    entry.1 = k;
+}
+
+fn hold_loan(bus: &str, topic: &str) -> shmbus::Result<()> {
+    let mut p = Publisher::attach(bus, topic)?;
+    let mut loan = p.loan(8)?;
+    loan.copy_from_slice(b"unfinish");
+    say(&format!("loaned {}", loan.seq()));
+    // Parked between claim and commit until the test kills us.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn idle_sub(bus: &str, topic: &str) -> shmbus::Result<()> {
+    let _s = Subscriber::attach(bus, topic, SubscribeOptions::default())?;
+    say("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
