@@ -11,6 +11,11 @@
 //! shmbus-test-client sub  BUS TOPIC TOTAL         read until sequence TOTAL, print a JSON summary
 //! shmbus-test-client hold-loan BUS TOPIC          loan a slot, print "loaned SEQ", never commit
 //! shmbus-test-client idle-sub  BUS TOPIC          attach, print "ready", never read
+//! shmbus-test-client pub-until-closed BUS TOPIC ID publish until the topic closes
+//! shmbus-test-client sub-until-closed BUS TOPIC STRICT
+//!                                                  read until the topic closes, print a JSON
+//!                                                  summary; STRICT=1 also flags any gap in a
+//!                                                  publisher's indices (block policy)
 //! ```
 //!
 //! Every mode prints `ready` once attached, so the test can order the
@@ -43,6 +48,8 @@ fn main() {
         "sub" => subscribe(arg(1), arg(2), num(3)),
         "hold-loan" => hold_loan(arg(1), arg(2)),
         "idle-sub" => idle_sub(arg(1), arg(2)),
+        "pub-until-closed" => publish_until_closed(arg(1), arg(2), num(3) as u32),
+        "sub-until-closed" => subscribe_until_closed(arg(1), arg(2), num(3) != 0),
         other => {
             eprintln!("shmbus-test-client: unknown mode `{other}`");
             std::process::exit(2)
@@ -138,7 +145,7 @@ fn subscribe(bus: &str, topic: &str, total: u64) -> shmbus::Result<()> {
                     }
                 }
                 last_seq = Some(m.seq);
-                check(m.data, max, &mut expect, &mut sum);
+                check(m.data, max, &mut expect, &mut sum, false);
             }
             Err(Error::Lagged(n)) => sum.lost += n,
             Err(e) => {
@@ -147,32 +154,12 @@ fn subscribe(bus: &str, topic: &str, total: u64) -> shmbus::Result<()> {
             }
         }
     }
-    let per_pub: Vec<String> = sum
-        .per_pub
-        .iter()
-        .map(|(id, (n, last))| format!("\"{id}\":[{n},{last}]"))
-        .collect();
-    let errors: Vec<String> = sum
-        .errors
-        .iter()
-        .take(10)
-        .map(|e| format!("{e:?}"))
-        .collect();
-    say(&format!(
-        "{{\"delivered\":{},\"lost\":{},\"first_seq\":{},\"next_seq\":{},\"checksum\":{},\"per_pub\":{{{}}},\"errors\":[{}]}}",
-        sum.delivered,
-        sum.lost,
-        sum.first_seq.map_or("null".to_string(), |v| v.to_string()),
-        s.next_seq(),
-        sum.checksum,
-        per_pub.join(","),
-        errors.join(",")
-    ));
+    print_summary(&sum, None, s.next_seq(), 0);
     Ok(())
 }
 
 /// Verifies one payload byte for byte and tracks per-publisher order.
-fn check(data: &[u8], max: usize, expect: &mut [u8], sum: &mut Summary) {
+fn check(data: &[u8], max: usize, expect: &mut [u8], sum: &mut Summary, strict: bool) {
     if data.len() < HEADER {
         sum.errors
             .push(format!("short message of {} bytes", data.len()));
@@ -199,6 +186,9 @@ fn check(data: &[u8], max: usize, expect: &mut [u8], sum: &mut Summary) {
     if entry.1 != u64::MAX && k <= entry.1 {
         sum.errors
             .push(format!("pub {id}: msg {k} after msg {} (order)", entry.1));
+    } else if strict && entry.1 != u64::MAX && k != entry.1 + 1 {
+        sum.errors
+            .push(format!("pub {id}: msg {k} after msg {} (gap)", entry.1));
     }
     entry.0 += 1;
     entry.1 = k;
@@ -221,4 +211,89 @@ fn idle_sub(bus: &str, topic: &str) -> shmbus::Result<()> {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// Prints a subscriber's summary as one JSON line.
+fn print_summary(sum: &Summary, start: Option<u64>, next_seq: u64, skipped: u64) {
+    let per_pub: Vec<String> = sum
+        .per_pub
+        .iter()
+        .map(|(id, (n, last))| format!("\"{id}\":[{n},{last}]"))
+        .collect();
+    let errors: Vec<String> = sum
+        .errors
+        .iter()
+        .take(10)
+        .map(|e| format!("{e:?}"))
+        .collect();
+    let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
+    say(&format!(
+        "{{\"delivered\":{},\"lost\":{},\"skipped\":{skipped},\"start\":{},\"first_seq\":{},\"next_seq\":{next_seq},\"checksum\":{},\"per_pub\":{{{}}},\"errors\":[{}]}}",
+        sum.delivered,
+        sum.lost,
+        opt(start),
+        opt(sum.first_seq),
+        sum.checksum,
+        per_pub.join(","),
+        errors.join(",")
+    ));
+}
+
+fn publish_until_closed(bus: &str, topic: &str, id: u32) -> shmbus::Result<()> {
+    let mut p = Publisher::attach(bus, topic)?;
+    let max = p.max_msg_size().min(512);
+    let mut buf = vec![0u8; max];
+    say("ready");
+    // A blocked publish waits at most this long: a subscriber that died
+    // holding the ring is reaped by the daemon well within it.
+    let patience = Duration::from_secs(60);
+    for k in 0.. {
+        let len = payload_len(id, k, max);
+        fill(id, k, &mut buf[..len]);
+        let sent = if k % 3 == 0 {
+            p.loan_timeout(len, patience).map(|mut loan| {
+                loan.copy_from_slice(&buf[..len]);
+                loan.commit()
+            })
+        } else {
+            p.send_timeout(&buf[..len], patience)
+        };
+        match sent {
+            Ok(_) => {}
+            Err(Error::Closed) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn subscribe_until_closed(bus: &str, topic: &str, strict: bool) -> shmbus::Result<()> {
+    let mut s = Subscriber::attach(bus, topic, SubscribeOptions::default())?;
+    let start = s.next_seq();
+    let max = s.config().max_msg_size as usize;
+    let mut expect = vec![0u8; max];
+    let mut sum = Summary::default();
+    let mut last_seq: Option<u64> = None;
+    say("ready");
+    loop {
+        match s.recv_timeout(Duration::from_secs(120)) {
+            Ok(m) => {
+                sum.delivered += 1;
+                sum.first_seq.get_or_insert(m.seq);
+                if last_seq.is_some_and(|prev| m.seq <= prev) {
+                    sum.errors.push(format!("seq {} after {last_seq:?}", m.seq));
+                }
+                last_seq = Some(m.seq);
+                check(m.data, max, &mut expect, &mut sum, strict);
+            }
+            Err(Error::Lagged(n)) => sum.lost += n,
+            Err(Error::Closed) => break,
+            Err(e) => {
+                sum.errors.push(format!("recv: {e}"));
+                break;
+            }
+        }
+    }
+    print_summary(&sum, Some(start), s.next_seq(), s.skipped());
+    Ok(())
 }
