@@ -34,11 +34,17 @@ pub struct Cli {
 /// Options every subcommand takes: which bus, and where its daemon's socket is.
 #[derive(clap::Args, Debug)]
 pub struct Global {
-    /// Bus to use ([A-Za-z0-9_-]{1,32}).
-    #[arg(long, global = true, env = "SHMBUS_BUS", default_value = shmbus::names::DEFAULT_BUS)]
+    /// Bus to use ([A-Za-z0-9_-]{1,32}) [default: $SHMBUS_BUS, else `default`].
+    // The library's default (`BusOptions::default`), so that the CLI and
+    // every other client read `SHMBUS_BUS` by the same rule.
+    #[arg(long, global = true, value_name = "NAME", default_value_t = BusOptions::default().name, hide_default_value = true)]
     pub bus: String,
-    /// Directory of the daemon's socket [default: $XDG_RUNTIME_DIR/shmbus or /tmp/shmbus-UID].
-    #[arg(long, global = true, env = "SHMBUS_RUNTIME_DIR", value_name = "DIR")]
+    /// Directory of the daemon's socket [default: $SHMBUS_RUNTIME_DIR, else
+    /// $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-UID].
+    // Not a clap `env`: the library resolves the default (once, for the
+    // daemon and every client alike), and it treats an empty variable as
+    // unset where clap would call it a missing value.
+    #[arg(long, global = true, value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
 }
 
@@ -75,6 +81,8 @@ pub enum Command {
     Create(crate::manage::CreateArgs),
     /// Remove a topic and its shared memory.
     Rm(crate::manage::RmArgs),
+    /// Measure latency and throughput between two processes on this machine.
+    Bench(crate::bench::BenchCmd),
     /// Print a shell completion script.
     Completions(crate::completions::CompletionsArgs),
 }

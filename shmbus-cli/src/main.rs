@@ -1,14 +1,15 @@
 //! `shmbus`, the command line tool of the shmbus message bus: publish,
-//! subscribe, inspect and manage topics from the shell (SPEC §7).
+//! subscribe, inspect, manage and benchmark from the shell (SPEC §7).
 //!
 //! It is a thin user of the `shmbus` library: `cli.rs` holds the grammar,
 //! each subcommand has its own file (`publish.rs`, `subscribe.rs`,
-//! `topics.rs`, `stats.rs`, `manage.rs`, `completions.rs`), and the helpers
-//! they share are one concept each (`format.rs` for message output,
-//! `duration.rs`, `size.rs`, `units.rs`, `table.rs`, `lines.rs`,
+//! `topics.rs`, `stats.rs`, `manage.rs`, `bench.rs`, `completions.rs`), and
+//! the helpers they share are one concept each (`format.rs` for message
+//! output, `duration.rs`, `size.rs`, `units.rs`, `table.rs`, `lines.rs`,
 //! `output.rs`, `signals.rs`). `main` only parses, dispatches and turns the
 //! outcome into an exit status, in one place (`error.rs`).
 
+mod bench;
 mod cli;
 mod completions;
 mod duration;
@@ -35,6 +36,9 @@ use clap::Parser as _;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // A benchmark child is this executable re-executed: it must take its
+    // role before any parsing (its arguments are not ours).
+    shmbus_bench::run_child_if_requested();
     quiet_panics();
     // Usage errors exit 2 and `--help` exits 0, both inside clap.
     let Cli { global, command } = Cli::parse();
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&global, args),
         Command::Create(args) => manage::create(&global, args),
         Command::Rm(args) => manage::rm(&global, args),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Completions(args) => completions::run(args),
     };
     match outcome {

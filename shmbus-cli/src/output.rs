@@ -6,6 +6,9 @@
 //! command quietly with status 0.
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::CliError;
 
@@ -53,6 +56,24 @@ impl Output {
     /// Sends everything buffered.
     pub fn flush(&mut self) -> Result<(), CliError> {
         self.out.flush().map_err(CliError::stdout)
+    }
+}
+
+impl Output {
+    /// Whether the reader of standard output is gone: the reading end of the
+    /// pipe was closed (`POLLERR`), or the terminal or socket hung up
+    /// (`POLLHUP`). A write would then fail with `EPIPE`, but a subscriber
+    /// that has nothing to write would never find out; `shmbus sub t | head
+    /// -1` asks this while idle so that it ends once `head` has its line,
+    /// like `tail -f` does. One `poll` with a zero timeout.
+    pub fn reader_gone(&self) -> bool {
+        let mut fds = [PollFd::new(self.out.get_ref().as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+            _ => false,
+        }
     }
 }
 

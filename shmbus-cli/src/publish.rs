@@ -3,7 +3,8 @@
 //!
 //! Every message is checked against the topic's max size before it is sent,
 //! so a message that is too large fails with both sizes and nothing of it is
-//! published (the messages before it were). With `--repeat N` each message is
+//! published. MSG arguments are all checked before the first is sent; lines
+//! of stdin are streamed, so the lines before a too-large one were published. With `--repeat N` each message is
 //! published N times in a row; `--interval` waits between publishes;
 //! `-W/--timeout` bounds how long one publish may wait for room in a full
 //! `block` ring (exit 3 when it runs out).
@@ -100,9 +101,23 @@ pub fn run(global: &Global, args: PubArgs) -> Result<(), CliError> {
         published: 0,
     };
     let outcome = match source {
-        Source::Args(messages) => messages.iter().enumerate().try_for_each(|(i, m)| {
-            sender.send(m.as_bytes(), m.len(), || format!("argument {}", i + 1))
-        }),
+        Source::Args(messages) => {
+            // All arguments are at hand, so check them all before the first
+            // publish: a command line with one message too large publishes
+            // none, rather than half of what was asked.
+            let arg = |i: usize| format!("argument {}", i + 1);
+            if let Some((i, m)) = messages
+                .iter()
+                .enumerate()
+                .find(|(_, m)| m.len() > sender.max)
+            {
+                return Err(sender.too_large(m.len(), arg(i)));
+            }
+            messages
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, m)| sender.send(m.as_bytes(), m.len(), || arg(i)))
+        }
         Source::StdinLines => {
             let stdin = io::stdin().lock();
             sender.send_each(
@@ -194,11 +209,7 @@ impl Sender {
     /// limit) `repeat` times. `at` names the message for errors.
     fn send(&mut self, msg: &[u8], len: usize, at: impl Fn() -> String) -> Result<(), Stop> {
         if len > self.max {
-            let too_large = shmbus::Error::TooLarge { len, max: self.max };
-            return Err(CliError::from(too_large)
-                .context(at())
-                .with_hint("split it, or recreate the topic with a larger `--max-msg-size`")
-                .into());
+            return Err(self.too_large(len, at()).into());
         }
         for _ in 0..self.repeat {
             if self.published > 0 {
@@ -211,6 +222,13 @@ impl Sender {
             self.send_once(msg, &at)?;
         }
         Ok(())
+    }
+
+    /// The error for a message of `len` bytes, named `at`, over the limit.
+    fn too_large(&self, len: usize, at: String) -> CliError {
+        CliError::from(shmbus::Error::TooLarge { len, max: self.max })
+            .context(at)
+            .with_hint("split it, or recreate the topic with a larger `--max-msg-size`")
     }
 
     /// One publish, waiting for room as the options say.

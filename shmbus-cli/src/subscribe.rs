@@ -8,10 +8,12 @@
 //!
 //! Endings: `-c N` messages printed (0); `-W` ran out (3, after printing what
 //! came); Ctrl-C or SIGTERM (0, output flushed); every topic closed because
-//! the daemon shut down or removed them (0); stdout closed by its reader (0).
+//! the daemon shut down or removed them (0); stdout closed by its reader (0),
+//! noticed at the next write, or within a wait slice when no message comes.
 //! Messages lost on a `drop-oldest` topic are reported on stderr as they
 //! happen and the subscription goes on.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use shmbus::{SubscribeOptions, Subscriber};
@@ -190,8 +192,13 @@ fn receive(
             .map(|(sub, _)| sub)
             .collect();
         match shmbus::wait_any(&open, Some(wait)) {
-            // Woken, timed out or interrupted: the top of the loop decides.
-            Ok(()) | Err(shmbus::Error::Timeout) | Err(shmbus::Error::Interrupted) => {}
+            // Woken or interrupted: the top of the loop decides.
+            Ok(()) | Err(shmbus::Error::Interrupted) => {}
+            // A quiet slice: nothing to write, so look whether anyone still reads.
+            Err(shmbus::Error::Timeout) if out.reader_gone() => {
+                return Err(CliError::stdout(io::ErrorKind::BrokenPipe.into()));
+            }
+            Err(shmbus::Error::Timeout) => {}
             Err(shmbus::Error::Closed) => {
                 // Every open topic is closed; `fill` confirms it per topic
                 // (and drains what is left) on the next round.
