@@ -136,42 +136,60 @@ fn recv_one(
 
 #[test]
 fn loom_block_two_publishers_two_subscribers() {
-    // Capacity 2, two publishers sending 2 each (4 messages, so the ring
-    // wraps and publishers must wait for both subscribers), two parking
-    // subscribers: each sees all 4, in order, whole, per-publisher FIFO.
+    // Capacity 2, three messages: publisher 0 sends one before the threads
+    // start, then publishers 0 and 1 race one message each, so the last
+    // one wraps onto slot 0 and must wait for both parking subscribers to
+    // consume it. Each subscriber sees all 3, in order, whole, and each
+    // publisher's messages in its own order. (Four messages racing took
+    // over ten minutes to explore at preemption bound 2; this keeps every
+    // race of the protocol — claim vs claim, wrap vs consume, park vs
+    // notify — at a size CI can afford.)
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 2));
         let mut subs_local: Vec<_> = (0..2)
             .map(|i| ring::attach_subscriber(&*r, i, 1, false))
             .collect();
+        let mut first = ring::attach_publisher(&*r, 0, 1);
+        ring::publish(
+            &*r,
+            &mut first,
+            &msg(0, 0),
+            0,
+            WaitStrategy::Park,
+            Deadline::Never,
+        )
+        .unwrap();
+        let mut first = Some(first);
         let pubs: Vec<_> = (0..2u32)
             .map(|p| {
                 let r = Arc::clone(&r);
+                let mine = first.take();
                 thread::spawn(move || {
-                    let mut local = ring::attach_publisher(&*r, p, 1);
-                    for k in 0..2 {
-                        ring::publish(
-                            &*r,
-                            &mut local,
-                            &msg(u64::from(p), k),
-                            0,
-                            WaitStrategy::Park,
-                            Deadline::Never,
-                        )
-                        .unwrap();
-                    }
+                    let (mut local, k) = match mine {
+                        Some(local) => (local, 1),
+                        None => (ring::attach_publisher(&*r, p, 1), 0),
+                    };
+                    ring::publish(
+                        &*r,
+                        &mut local,
+                        &msg(u64::from(p), k),
+                        0,
+                        WaitStrategy::Park,
+                        Deadline::Never,
+                    )
+                    .unwrap();
                 })
             })
             .collect();
         let mut s1 = subs_local.pop().unwrap();
         let r1 = Arc::clone(&r);
         let sub1 = thread::spawn(move || {
-            (0..4)
+            (0..3)
                 .map(|_| recv_one(&r1, &mut s1, WaitStrategy::Park).unwrap())
                 .collect::<Vec<_>>()
         });
         let mut s0 = subs_local.pop().unwrap();
-        let got0: Vec<_> = (0..4)
+        let got0: Vec<_> = (0..3)
             .map(|_| recv_one(&r, &mut s0, WaitStrategy::Park).unwrap())
             .collect();
         let got1 = sub1.join().unwrap();
@@ -180,14 +198,14 @@ fn loom_block_two_publishers_two_subscribers() {
         }
         for got in [got0, got1] {
             let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
-            assert_eq!(seqs, vec![0, 1, 2, 3]);
-            for p in 0..2u64 {
+            assert_eq!(seqs, vec![0, 1, 2]);
+            for (p, want) in [(0u64, vec![0, 1]), (1, vec![0])] {
                 let mine: Vec<u64> = got
                     .iter()
                     .filter(|g| g.1 >> 32 == p)
                     .map(|g| g.1 & 0xffff_ffff)
                     .collect();
-                assert_eq!(mine, vec![0, 1], "publisher {p}'s messages in order");
+                assert_eq!(mine, want, "publisher {p}'s messages in order");
             }
         }
     });
@@ -331,12 +349,27 @@ fn loom_close_wakes_parked_subscriber_and_publisher() {
         let mut s = ring::attach_subscriber(&*r, 0, 1, false);
         let mut p = ring::attach_publisher(&*r, 0, 1);
         for k in 0..2 {
-            ring::publish(&*r, &mut p, &msg(0, k), 0, WaitStrategy::Park, Deadline::Never).unwrap();
+            ring::publish(
+                &*r,
+                &mut p,
+                &msg(0, k),
+                0,
+                WaitStrategy::Park,
+                Deadline::Never,
+            )
+            .unwrap();
         }
         let r2 = Arc::clone(&r);
         let blocked = thread::spawn(move || {
             // The ring is full: this parks until close.
-            ring::publish(&*r2, &mut p, &msg(0, 9), 0, WaitStrategy::Park, Deadline::Never)
+            ring::publish(
+                &*r2,
+                &mut p,
+                &msg(0, 9),
+                0,
+                WaitStrategy::Park,
+                Deadline::Never,
+            )
         });
         let r3 = Arc::clone(&r);
         let closer = thread::spawn(move || ring::close(&*r3));
@@ -387,9 +420,7 @@ fn loom_semaphore_timeout_racing_post_loses_no_token() {
         let s = Arc::new(Semaphore::new(0));
         let s2 = Arc::clone(&s);
         let poster = thread::spawn(move || s2.post());
-        let got = s
-            .wait_timeout(std::time::Duration::from_millis(1))
-            .is_ok();
+        let got = s.wait_timeout(std::time::Duration::from_millis(1)).is_ok();
         poster.join().unwrap();
         assert_eq!(u32::from(!got), s.value());
     });
