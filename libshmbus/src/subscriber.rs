@@ -371,3 +371,55 @@ pub fn wait_any(subs: &[&Subscriber], timeout: Option<Duration>) -> Result<()> {
 fn ec_word(ec: &crate::eventcount::EventCount) -> &crate::sync::AtomicU32 {
     ec.futex_word()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::{SegmentPerms, TopicOwner};
+
+    /// SPEC §8: a subscriber maps the message data read-only, so a buggy or
+    /// hostile subscriber cannot forge or corrupt messages for others: a
+    /// write faults, and the mapping cannot be upgraded to writable.
+    #[test]
+    fn subscriber_cannot_write_message_data() {
+        let bus = format!("unit-{}-ro", std::process::id());
+        let owner =
+            TopicOwner::create(&bus, "t", &TopicConfig::default(), &SegmentPerms::default())
+                .unwrap();
+        let s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        let page = s.t.payload_ptr(0) as usize & !4095;
+        // SAFETY: mprotect on a page of our own live mapping; it only
+        // changes protection (and must fail here).
+        let rc = unsafe {
+            libc::mprotect(
+                page as *mut libc::c_void,
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((rc, errno), (-1, Some(libc::EACCES)));
+
+        // SAFETY: fork in a test; the child only performs one store and
+        // `_exit`s, touching no lock another thread could hold.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: deliberately writes through a read-only mapping: the
+            // expected outcome is SIGSEGV in this child.
+            unsafe {
+                std::ptr::write_volatile(s.t.payload_ptr(0), 0xAB);
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+            "a write through the subscriber's mapping must fault, status {status:#x}"
+        );
+        drop(s);
+        owner.unlink().unwrap();
+    }
+}
