@@ -59,7 +59,7 @@ pub struct PubArgs {
     /// How long one publish may wait while a `block` ring is full (exit 3 after).
     #[arg(short = 'W', long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Print how many messages were published and how many subscribers were attached.
+    /// Print how many messages were published and how many subscribers were attached at the start.
     #[arg(short, long)]
     pub verbose: bool,
 }
@@ -91,6 +91,10 @@ pub fn run(global: &Global, args: PubArgs) -> Result<(), CliError> {
     let publisher = bus.publisher(&args.topic).map_err(|e| {
         CliError::from(e).context(format_args!("cannot publish to `{}`", args.topic))
     })?;
+    // Counted before the first publish: those attached now receive every
+    // message sent; read at the end it would miss a `sub -c N` that already
+    // had its N messages and left.
+    let subscribers = publisher.subscriber_count();
     signals::install()?;
     let mut sender = Sender {
         max: publisher.config().max_msg_size as usize,
@@ -138,8 +142,7 @@ pub fn run(global: &Global, args: PubArgs) -> Result<(), CliError> {
     match outcome {
         Ok(()) | Err(Stop::UserStop) => {
             if args.verbose {
-                let subs = sender.publisher.subscriber_count();
-                println_verbose(sender.published, &args.topic, subs);
+                println_verbose(sender.published, &args.topic, subscribers);
             }
             Ok(())
         }
@@ -202,6 +205,11 @@ impl Sender {
                 None => what.to_string(),
             };
             self.send(&buf, read.len, at)?;
+            if delim.is_none() {
+                // The whole input was the one message; at its end
+                // `read_message` would return an empty one again and again.
+                return Ok(());
+            }
         }
     }
 
