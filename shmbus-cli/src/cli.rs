@@ -87,6 +87,16 @@ pub enum Command {
     Completions(crate::completions::CompletionsArgs),
 }
 
+/// Parses a count that must be at least 1 (`-c`, `--repeat`), with an error
+/// that says so in words rather than as a range up to 2^64.
+pub fn parse_positive(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
 /// Checks topic names given on the command line before anything connects,
 /// so a typo is a usage error that names the rule it broke.
 pub fn validate_topics<'a>(topics: impl IntoIterator<Item = &'a String>) -> Result<(), CliError> {
@@ -104,6 +114,14 @@ mod tests {
     #[test]
     fn grammar_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn counts_are_positive_whole_numbers() {
+        assert_eq!(parse_positive("3"), Ok(3));
+        assert_eq!(parse_positive("0").unwrap_err(), "must be at least 1");
+        assert!(parse_positive("-1").unwrap_err().contains("whole number"));
+        assert!(parse_positive("1.5").is_err());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! `topics.rs`, `stats.rs`, `manage.rs`, `bench.rs`, `completions.rs`), and
 //! the helpers they share are one concept each (`format.rs` for message
 //! output, `duration.rs`, `size.rs`, `units.rs`, `table.rs`, `lines.rs`,
-//! `output.rs`, `signals.rs`). `main` only parses, dispatches and turns the
-//! outcome into an exit status, in one place (`error.rs`).
+//! `output.rs`, `signals.rs`). `main` only parses (`usage.rs`), dispatches
+//! and turns the outcome into an exit status, in one place (`error.rs`).
 
 mod bench;
 mod cli;
@@ -27,11 +27,10 @@ mod table;
 mod timestamp;
 mod topics;
 mod units;
+mod usage;
 
 use std::io::Write as _;
 use std::process::ExitCode;
-
-use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 
@@ -40,8 +39,8 @@ fn main() -> ExitCode {
     // role before any parsing (its arguments are not ours).
     shmbus_bench::run_child_if_requested();
     quiet_panics();
-    // Usage errors exit 2 and `--help` exits 0, both inside clap.
-    let Cli { global, command } = Cli::parse();
+    // Usage errors exit 2 (one line) and `--help` exits 0, both in there.
+    let Cli { global, command } = usage::parse();
     let outcome = match command {
         Command::Pub(args) => publish::run(&global, args),
         Command::Sub(args) => subscribe::run(&global, args),

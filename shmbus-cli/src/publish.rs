@@ -51,7 +51,7 @@ pub struct PubArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Publish each message N times in a row.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::cli::parse_positive)]
     pub repeat: u64,
     /// Wait this long between publishes, e.g. `100ms`, `1s`.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]

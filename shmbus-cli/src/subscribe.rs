@@ -47,7 +47,7 @@ pub struct SubArgs {
     #[arg(value_name = "TOPIC", required = true)]
     pub topics: Vec<String>,
     /// Exit after N messages (counted over all topics).
-    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N", value_parser = crate::cli::parse_positive)]
     pub count: Option<u64>,
     /// Give up after DUR in all (exit 3), e.g. `500ms`, `5s`, `1m`.
     #[arg(short = 'W', long, value_name = "DUR", value_parser = parse_duration)]
