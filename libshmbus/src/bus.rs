@@ -29,8 +29,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::control::{
-    decode_reply, encode_frame, FrameReader, Op, Outcome, ReplyBody, Request, Role,
-    MAX_REPLY_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION,
+    decode_reply, encode_frame, FrameReader, Op, Outcome, ReplyBody, Request, Role, MAX_REPLY_LEN,
+    MAX_REQUEST_LEN, PROTOCOL_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::names::{default_runtime_dir, socket_path, validate_bus, validate_topic, DEFAULT_BUS};
@@ -131,7 +131,11 @@ impl Bus {
             next_id: AtomicU64::new(1),
         };
         let hello = Op::Hello {
-            client: format!("shmbus {} (pid {})", env!("CARGO_PKG_VERSION"), std::process::id()),
+            client: format!(
+                "shmbus {} (pid {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ),
         };
         match bus.request(hello)? {
             ReplyBody::Hello { bus: served, .. } if served == bus.name => Ok(bus),
@@ -260,6 +264,11 @@ impl Bus {
             }
         };
         let reply = decode_reply(&reply)?;
+        // Id 0 is the daemon's answer to a request it could not read as one
+        // (connection limit, oversized frame): its error is the news.
+        if let (0, Outcome::Error(e)) = (reply.id, &reply.outcome) {
+            return Err(e.clone().into_error());
+        }
         if reply.id != id {
             return Err(Error::Protocol(format!(
                 "shmbusd answered request {} to request {id}",
@@ -427,6 +436,29 @@ mod tests {
             handle.join().unwrap();
             std::fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    #[test]
+    fn an_error_without_a_request_id_is_reported_as_is() {
+        let reply = encode_frame(
+            &crate::control::Reply {
+                v: 1,
+                id: 0,
+                outcome: Outcome::Error(crate::control::ErrorReply::Busy {
+                    message: "shmbusd has 2 control connections, its limit".into(),
+                }),
+            },
+            MAX_REPLY_LEN,
+        )
+        .unwrap();
+        let (dir, handle) = serve_once(reply);
+        let err = bus_at(&dir).request(Op::List).unwrap_err();
+        assert!(
+            matches!(&err, Error::Daemon(m) if m.contains("its limit")),
+            "{err}"
+        );
+        handle.join().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -407,6 +407,9 @@ pub enum FrameError {
     },
 }
 
+/// Buffer capacity a [`FrameReader`] keeps once it is empty again.
+const IDLE_CAPACITY: usize = 4096;
+
 /// Splits a byte stream into frames, holding at most one frame's worth of
 /// bytes (`LEN_PREFIX + limit`) at any time.
 ///
@@ -453,16 +456,16 @@ impl FrameReader {
     /// bytes, and at most 16 KiB so a fast peer cannot grow it in one go).
     /// Returns what `read` returned: `Ok(0)` is end of stream (or no room).
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
-        let want = self.room().min(16 * 1024);
+        // Through a stack chunk, so the buffer grows by what arrived, not
+        // by what might have.
+        let mut chunk = [0u8; 16 * 1024];
+        let want = self.room().min(chunk.len());
         if want == 0 {
             return Ok(0);
         }
-        let old = self.buf.len();
-        self.buf.resize(old + want, 0);
-        let res = r.read(&mut self.buf[old..]);
-        let got = *res.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + got);
-        res
+        let got = r.read(&mut chunk[..want])?;
+        self.buf.extend_from_slice(&chunk[..got]);
+        Ok(got)
     }
 
     /// Takes the next complete frame's body, if one is buffered.
@@ -483,6 +486,11 @@ impl FrameReader {
         }
         let body = self.buf[LEN_PREFIX..end].to_vec();
         self.buf.drain(..end);
+        if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY {
+            // A daemon keeps a reader per connection: one large request must
+            // not pin its buffer for the connection's whole life.
+            self.buf = Vec::new();
+        }
         Ok(Some(body))
     }
 
@@ -737,7 +745,10 @@ mod tests {
         let mut reader = FrameReader::new(MAX_REQUEST_LEN);
         reader.push(&bytes[..2]);
         assert_eq!(reader.next_frame(), Ok(None));
-        assert_eq!(reader.finish(), Err(FrameError::Truncated { have: 2, want: 4 }));
+        assert_eq!(
+            reader.finish(),
+            Err(FrameError::Truncated { have: 2, want: 4 })
+        );
         reader.push(&bytes[2..10]);
         assert_eq!(reader.next_frame(), Ok(None));
         assert_eq!(

@@ -8,7 +8,8 @@
 //! the socket alone would not be enough, since a client could open the
 //! segments in `/dev/shm` directly; so each topic's segment files get the
 //! group of the first matching rule that names a group, with group read (and
-//! write where publishing is allowed) bits. See `docs/config.md`.
+//! write where publishing is allowed) bits. The config reference is in
+//! `docs/operations.md`.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -201,9 +202,10 @@ impl AccessPolicy {
     /// Whether `peer` may exercise `right` on `topic`.
     pub fn allows(&self, peer: &Peer, right: Rights, topic: &str) -> bool {
         self.is_owner(peer)
-            || self.rules.iter().any(|r| {
-                r.rights.has(right) && r.pattern.matches(topic) && r.applies_to(peer)
-            })
+            || self
+                .rules
+                .iter()
+                .any(|r| r.rights.has(right) && r.pattern.matches(topic) && r.applies_to(peer))
     }
 
     /// Whether `peer` has any right on `topic` (to see it in lists and

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, env = "SHMBUS_BUS", default_value = shmbus::names::DEFAULT_BUS)]
     pub bus: String,
 
-    /// TOML config file (every key optional; see docs/config.md). Without
+    /// TOML config file (every key optional; see docs/operations.md). Without
     /// one, built-in defaults apply.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -4,7 +4,7 @@
 //! Every key is optional; an empty file (or none) gives the built-in
 //! defaults. Unknown keys are refused so a typo never silently does nothing.
 //! Errors name the file, the line and the key, on one line. The reference is
-//! `docs/config.md`.
+//! the config section of `docs/operations.md`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -209,8 +209,7 @@ impl Config {
         }
 
         if let Some(g) = &file.socket.group {
-            cfg.socket_group =
-                Some(resolve_group(g).map_err(|m| at("[socket] group", &m))?);
+            cfg.socket_group = Some(resolve_group(g).map_err(|m| at("[socket] group", &m))?);
         }
 
         cfg.defaults = apply(&TopicConfig::default(), &file.defaults);
@@ -238,7 +237,10 @@ impl Config {
                 return Err(at(&what, "names no `users` and no `groups`"));
             }
             if a.allow.is_empty() {
-                return Err(at(&what, "`allow` is empty: list publish, subscribe or create"));
+                return Err(at(
+                    &what,
+                    "`allow` is empty: list publish, subscribe or create",
+                ));
             }
             let mut uids = Vec::new();
             for u in &a.users {
@@ -322,8 +324,8 @@ fn resolve_user(u: &NameOrId) -> Result<u32, String> {
     }
 }
 
-/// One line: file, line, column, the offending line's text (which names the
-/// key), and the parser's reason.
+/// One line: file, line, the key (with its table), the offending line's
+/// text, and the parser's reason.
 fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let reason = e.message().trim().replace('\n', " ");
     match e.span() {
@@ -333,14 +335,40 @@ fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
             let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
             let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
             let line = text[line_start..line_end].trim();
+            let key = match key_at(&text[..line_start], line) {
+                Some(key) => format!(", key `{}`", key.escape_default()),
+                None => String::new(),
+            };
             format!(
-                "config {} line {line_no} (`{}`): {reason}",
+                "config {} line {line_no}{key} (`{}`): {reason}",
                 path.display(),
                 line.escape_default()
             )
         }
         None => format!("config {}: {reason}", path.display()),
     }
+}
+
+/// The dotted key a `key = value` line sets, prefixed with the table it is
+/// in (the last `[table]` or `[[table]]` header of `before`): the parser's
+/// message names the field but not where it is.
+fn key_at(before: &str, line: &str) -> Option<String> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.split(']').next())
+        .map(|l| l.trim_start_matches('[').trim());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -408,9 +436,17 @@ mod tests {
         assert!(e.contains("test.toml line 3"), "{e}");
         assert!(e.contains("reap_intervall_ms"), "{e}");
         assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("key `daemon.reap_intervall_ms`"), "{e}");
 
         let e = parse("[defaults]\npolicy = \"sometimes\"\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("policy"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("key `defaults.policy`"),
+            "{e}"
+        );
+
+        let e = parse("[[topic]]\nname = \"t\"\ncapacity = \"x\"\n").unwrap_err();
+        assert!(e.contains("line 3, key `topic.capacity`"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
 
         let e = parse("[defaults]\ncapacity = 1000\n").unwrap_err();
         assert!(e.contains("[defaults]"), "{e}");
@@ -428,8 +464,8 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("no-such-group-xyz"), "{e}");
 
-        let e = parse("[[access]]\ntopics = \"a*\"\nusers = [1]\nallow = [\"publish\"]\n")
-            .unwrap_err();
+        let e =
+            parse("[[access]]\ntopics = \"a*\"\nusers = [1]\nallow = [\"publish\"]\n").unwrap_err();
         assert!(e.contains("pattern"), "{e}");
 
         let e = parse("[[access]]\ntopics = \"a\"\nallow = [\"publish\"]\n").unwrap_err();

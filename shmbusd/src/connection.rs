@@ -95,10 +95,8 @@ impl Connection {
                 Ok(None) => {}
                 Err(e @ FrameError::TooLarge { .. }) => {
                     // The stream cannot be resynchronised: say why, then close.
-                    self.output = encode_reply(
-                        0,
-                        Outcome::Error(ErrorReply::bad_request(e.to_string())),
-                    );
+                    self.output =
+                        encode_reply(0, Outcome::Error(ErrorReply::bad_request(e.to_string())));
                     self.close_after_flush = true;
                     continue;
                 }

@@ -52,12 +52,15 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; under systemd (which timestamps every line itself)
-/// without our own timestamp.
+/// without our own timestamp. Colours only when stderr is a terminal: in a
+/// file, a pipe or the journal, escape codes would be noise in every line.
 fn init_logging(filter: &str) -> Result<(), String> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| format!("bad --log-level `{filter}`: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_target(false);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
@@ -105,8 +108,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     raise_fd_limit(config.max_connections);
-    let signals =
-        Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let mut topics = Topics::new(&bus);
     topics.adopt_existing(|t| config.access.segment_perms(t));

@@ -3,8 +3,8 @@
 //! kind is handled the same way whatever connection it came from.
 
 use shmbus::control::{
-    decode_request, encode_frame, ErrorReply, Op, Outcome, Reply, ReplyBody, Role,
-    MAX_REPLY_LEN, PROTOCOL_VERSION,
+    decode_request, encode_frame, ErrorReply, Op, Outcome, Reply, ReplyBody, Role, MAX_REPLY_LEN,
+    PROTOCOL_VERSION,
 };
 use shmbus::names::validate_topic;
 
@@ -52,7 +52,12 @@ impl Daemon {
                 (req.id, outcome)
             }
             Err(e) => {
-                tracing::debug!("bad request from pid {} (uid {}): {}", peer.pid, peer.uid, e.error.message());
+                tracing::debug!(
+                    "bad request from pid {} (uid {}): {}",
+                    peer.pid,
+                    peer.uid,
+                    e.error.message()
+                );
                 (e.id, Outcome::Error(e.error))
             }
         };
@@ -122,9 +127,7 @@ impl Daemon {
                     Some(topic) => {
                         check_name(&topic)?;
                         if !self.topics.contains(&topic) || !access.sees(peer, &topic) {
-                            return Err(ErrorReply::from_error(&shmbus::Error::NoSuchTopic(
-                                topic,
-                            )));
+                            return Err(ErrorReply::from_error(&shmbus::Error::NoSuchTopic(topic)));
                         }
                         self.topics.stats(|t| t == topic)
                     }
@@ -155,7 +158,13 @@ impl Daemon {
         })
     }
 
-    fn require(&self, peer: &Peer, right: Rights, verb: &str, topic: &str) -> Result<(), ErrorReply> {
+    fn require(
+        &self,
+        peer: &Peer,
+        right: Rights,
+        verb: &str,
+        topic: &str,
+    ) -> Result<(), ErrorReply> {
         if self.config.access.allows(peer, right, topic) {
             return Ok(());
         }

@@ -22,7 +22,10 @@ pub fn prepare(dir: &Path, group: Option<&Group>) -> Result<(), String> {
     if let Some(parent) = dir.parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                format!("cannot create {} (for the runtime directory): {e}", parent.display())
+                format!(
+                    "cannot create {} (for the runtime directory): {e}",
+                    parent.display()
+                )
             })?;
         }
     }
@@ -93,8 +96,7 @@ pub fn bind_socket(path: &Path, group: Option<&Group>) -> Result<UnixListener, S
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let listener = UnixListener::bind(path);
     nix::sys::stat::umask(old);
-    let listener =
-        listener.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     apply_socket_perms(path, group)?;
     Ok(listener)
 }

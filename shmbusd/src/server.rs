@@ -136,7 +136,10 @@ impl Server {
         let expired: Vec<(Token, &'static str)> = self
             .connections
             .iter()
-            .filter_map(|(t, c)| c.expired(now, request_timeout, idle_timeout).map(|r| (*t, r)))
+            .filter_map(|(t, c)| {
+                c.expired(now, request_timeout, idle_timeout)
+                    .map(|r| (*t, r))
+            })
             .collect();
         for (token, reason) in expired {
             self.close(token, reason);
@@ -198,8 +201,14 @@ impl Server {
                 tracing::warn!("cannot watch a control connection: {e}");
                 continue;
             }
-            tracing::trace!("connection {} from pid {} uid {}", token.0, peer.pid, peer.uid);
-            self.connections.insert(token, Connection::new(stream, peer));
+            tracing::trace!(
+                "connection {} from pid {} uid {}",
+                token.0,
+                peer.pid,
+                peer.uid
+            );
+            self.connections
+                .insert(token, Connection::new(stream, peer));
             // Registration is edge-triggered but reports data already there,
             // so the request that came with the connect is not missed.
         }
@@ -251,7 +260,9 @@ impl Server {
             Some(dir) => crate::rundir::prepare(dir, group),
             None => Ok(()),
         };
-        if let Err(e) = perms.and_then(|()| crate::rundir::apply_socket_perms(&self.socket_path, group)) {
+        if let Err(e) =
+            perms.and_then(|()| crate::rundir::apply_socket_perms(&self.socket_path, group))
+        {
             tracing::error!("SIGHUP: keeping the old config: {e}");
             return;
         }

@@ -73,6 +73,36 @@ impl Topics {
                 }
             }
         }
+        self.remove_orphans();
+    }
+
+    /// Unlinks every file of the bus in `/dev/shm` that no adopted topic
+    /// owns: a `subs` segment whose `data` part is gone (a creation cut short
+    /// by SIGKILL) or a name no topic can have. Nothing valid can live under
+    /// the bus's prefix without the daemon, so nothing of it is kept.
+    fn remove_orphans(&self) {
+        let prefix = shmbus::names::bus_segment_prefix(&self.bus);
+        let files = match shmbus::segment::list_shm(&prefix) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!("cannot list existing segments of bus `{}`: {e}", self.bus);
+                return;
+            }
+        };
+        for file in files {
+            let owned = shmbus::names::parse_segment_name(&self.bus, &file)
+                .is_some_and(|(topic, _)| self.owners.contains_key(&topic));
+            if owned {
+                continue;
+            }
+            tracing::warn!(
+                "removing /dev/shm/{file}: it belongs to no topic of bus `{}`",
+                self.bus
+            );
+            if let Err(e) = shmbus::segment::Segment::unlink(&file) {
+                tracing::warn!("cannot remove /dev/shm/{file}: {e}");
+            }
+        }
     }
 
     /// Number of topics.
