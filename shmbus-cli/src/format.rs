@@ -15,6 +15,7 @@
 //! - `raw`: the payload bytes exactly, nothing added (not even with `-v`), so
 //!   `shmbus sub t -c 1 --format raw > file` saves one message byte for byte.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use base64::Engine as _;
@@ -70,30 +71,44 @@ pub fn write_record(
         }
         Format::Raw => out.write_all(rec.data),
         Format::Json => {
-            serde_json::to_writer(&mut *out, &json_object(rec)).map_err(io::Error::from)?;
+            serde_json::to_writer(&mut *out, &JsonRecord::new(rec)).map_err(io::Error::from)?;
             out.write_all(b"\n")
         }
     }
 }
 
-/// The JSON object of one message (see the module doc for its fields).
-fn json_object(rec: &Record<'_>) -> serde_json::Value {
-    let (payload, base64) = match std::str::from_utf8(rec.data) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(rec.data),
-            true,
-        ),
-    };
-    serde_json::json!({
-        "topic": rec.topic,
-        "seq": rec.seq,
-        "timestamp": crate::timestamp::rfc3339(rec.timestamp_ns),
-        "timestamp_ns": rec.timestamp_ns,
-        "length": rec.data.len(),
-        "payload": payload,
-        "base64": base64,
-    })
+/// The JSON object of one message (see the module doc for its fields), with
+/// its keys in the order a reader expects rather than sorted.
+#[derive(serde::Serialize)]
+struct JsonRecord<'a> {
+    topic: &'a str,
+    seq: u64,
+    timestamp: String,
+    timestamp_ns: u64,
+    length: usize,
+    payload: Cow<'a, str>,
+    base64: bool,
+}
+
+impl<'a> JsonRecord<'a> {
+    fn new(rec: &Record<'a>) -> JsonRecord<'a> {
+        let (payload, base64) = match std::str::from_utf8(rec.data) {
+            Ok(text) => (Cow::Borrowed(text), false),
+            Err(_) => (
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(rec.data)),
+                true,
+            ),
+        };
+        JsonRecord {
+            topic: rec.topic,
+            seq: rec.seq,
+            timestamp: crate::timestamp::rfc3339(rec.timestamp_ns),
+            timestamp_ns: rec.timestamp_ns,
+            length: rec.data.len(),
+            payload,
+            base64,
+        }
+    }
 }
 
 /// Writes `data` as text a terminal shows faithfully and safely.
@@ -228,6 +243,11 @@ mod tests {
         assert_eq!(v["length"], 7);
         assert_eq!(v["payload"], "héllo\n");
         assert_eq!(v["base64"], false);
+        let text = String::from_utf8(line).unwrap();
+        assert!(
+            text.starts_with(r#"{"topic":"a/b","seq":7,"timestamp":"#),
+            "keys in reading order: {text}"
+        );
 
         let all: Vec<u8> = (0..=255u8).collect();
         let v: serde_json::Value =
