@@ -291,3 +291,58 @@ impl TestBus {
         assert!(ready, "`{topic}` did not get {n} subscribers within 20 s");
     }
 }
+
+// ---- Helpers for the daemon tests (tests/tests/daemon_*.rs) ----
+
+impl TestBus {
+    /// Starts `shmbusd` with extra arguments and its stderr captured, waits
+    /// until its socket answers, and returns its log lines as a channel (each
+    /// line is also echoed to the test's stderr, for failures).
+    pub fn start_daemon_logged(&mut self, args: &[&str]) -> std::sync::mpsc::Receiver<String> {
+        assert!(self.daemon.is_none(), "daemon already started");
+        let mut child = self
+            .daemon_command()
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shmbusd");
+        let stderr = child.stderr.take().expect("stderr");
+        self.daemon = Some(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(l) = line else { break };
+                eprintln!("shmbusd: {l}");
+                // The test may have stopped listening; keep draining so the
+                // daemon never blocks on a full pipe.
+                let _ = tx.send(l);
+            }
+        });
+        self.wait_ready();
+        rx
+    }
+
+    /// The running daemon's pid.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+}
+
+/// Waits (bounded by `limit`) for a line of `lines` containing `needle`;
+/// returns it, or `None` when none came in time.
+pub fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
