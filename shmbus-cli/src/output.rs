@@ -57,9 +57,7 @@ impl Output {
     pub fn flush(&mut self) -> Result<(), CliError> {
         self.out.flush().map_err(CliError::stdout)
     }
-}
 
-impl Output {
     /// Whether the reader of standard output is gone: the reading end of the
     /// pipe was closed (`POLLERR`), or the terminal or socket hung up
     /// (`POLLHUP`). A write would then fail with `EPIPE`, but a subscriber

@@ -4,10 +4,11 @@
 //! Every message is checked against the topic's max size before it is sent,
 //! so a message that is too large fails with both sizes and nothing of it is
 //! published. MSG arguments are all checked before the first is sent; lines
-//! of stdin are streamed, so the lines before a too-large one were published. With `--repeat N` each message is
-//! published N times in a row; `--interval` waits between publishes;
-//! `-W/--timeout` bounds how long one publish may wait for room in a full
-//! `block` ring (exit 3 when it runs out).
+//! of stdin are streamed, so the lines before a too-large one were published.
+//! With `--repeat N` each message is published N times in a row;
+//! `--interval` waits between publishes; `-W/--timeout` bounds how long one
+//! publish may wait for room in a full `block` ring (exit 3 when it runs
+//! out).
 //!
 //! Ctrl-C while waiting for input or sleeping between publishes ends the
 //! command normally (status 0: everything read was published); Ctrl-C while a
