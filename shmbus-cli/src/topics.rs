@@ -33,7 +33,7 @@ pub fn run(global: &Global, args: TopicsArgs) -> Result<(), CliError> {
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
     let mut out = Output::new();
     if args.json {
-        let array: Vec<serde_json::Value> = topics.iter().map(json_object).collect();
+        let array: Vec<TopicJson<'_>> = topics.iter().map(TopicJson::new).collect();
         let text = serde_json::to_string_pretty(&array)
             .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
         out.write(text.as_bytes())?;
@@ -74,18 +74,35 @@ fn table(topics: &[TopicInfo]) -> Table {
     t
 }
 
-/// One topic for `--json`: exact integers, the policy as in the config file.
-fn json_object(info: &TopicInfo) -> serde_json::Value {
-    serde_json::json!({
-        "topic": info.topic,
-        "capacity": info.config.capacity,
-        "max_msg_size": info.config.max_msg_size,
-        "policy": info.config.policy.to_string(),
-        "max_publishers": info.config.max_publishers,
-        "max_subscribers": info.config.max_subscribers,
-        "publishers": info.publishers,
-        "subscribers": info.subscribers,
-        "published": info.published,
-        "memory_bytes": info.memory_bytes,
-    })
+/// One topic for `--json`: exact integers, the policy as in the config file,
+/// keys in the table's order rather than sorted.
+#[derive(serde::Serialize)]
+struct TopicJson<'a> {
+    topic: &'a str,
+    policy: String,
+    capacity: u64,
+    max_msg_size: u32,
+    max_publishers: u32,
+    max_subscribers: u32,
+    publishers: u32,
+    subscribers: u32,
+    published: u64,
+    memory_bytes: u64,
+}
+
+impl<'a> TopicJson<'a> {
+    fn new(info: &'a TopicInfo) -> TopicJson<'a> {
+        TopicJson {
+            topic: &info.topic,
+            policy: info.config.policy.to_string(),
+            capacity: info.config.capacity,
+            max_msg_size: info.config.max_msg_size,
+            max_publishers: info.config.max_publishers,
+            max_subscribers: info.config.max_subscribers,
+            publishers: info.publishers,
+            subscribers: info.subscribers,
+            published: info.published,
+            memory_bytes: info.memory_bytes,
+        }
+    }
 }
