@@ -30,6 +30,10 @@
 //! process if a call outlives its own timeout by 10 s. Each case creates its
 //! topic on its own bus and removes it when done, even on failure.
 //!
+//! `PROPTEST_CASES=N` overrides every property's number of cases: a handful
+//! under valgrind (`valgrind --error-exitcode=1
+//! target/debug/deps/hostile_segments-*`), thousands for a long hunt.
+//!
 //! Bugs found are pinned by the `bug_*` tests at the end, ignored until fixed;
 //! the property tests steer around them (see [`avoid_known_bugs`]) so that
 //! the rest of the suite stays meaningful meanwhile.
@@ -45,14 +49,23 @@ use common::adversary::{
 use common::watchdog;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use shmbus::layout::{Geometry, ENTRY_ACTIVE, ENTRY_FREE, HEADER_SIZE, MAX_SEQ};
+use shmbus::layout::{
+    DataShared, Geometry, SubsShared, DATA_SHARED_OFFSET, ENTRY_ACTIVE, ENTRY_FREE, HEADER_SIZE,
+    MAX_SEQ, SUBS_SHARED_OFFSET,
+};
 use shmbus::{Error, Policy, Publisher, SubscribeOptions, Subscriber, TopicConfig, TopicOwner};
 
 /// How long the `*_timeout` calls wait. Short: most of them are expected to
 /// time out (the adversary stalls the ring).
 const T: Duration = Duration::from_millis(2);
 
+/// `cases` per property, unless `PROPTEST_CASES` says otherwise (a few for
+/// a run under valgrind, many for a long local hunt).
 fn proptest_config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         // A failure is turned into a focused `bug_*` test by hand; no
@@ -169,6 +182,8 @@ enum Op {
     RecvTimeout,
     TryRecvRef,
     RecvRefTimeout,
+    /// `shmbus::wait_any` on the subscriber.
+    WaitAny,
     /// Drop a client and attach a new one.
     Reattach {
         publisher: bool,
@@ -189,6 +204,7 @@ fn client_op() -> impl Strategy<Value = Op> {
         2 => Just(Op::RecvTimeout),
         1 => Just(Op::TryRecvRef),
         1 => Just(Op::RecvRefTimeout),
+        1 => Just(Op::WaitAny),
         1 => (any::<bool>(), any::<bool>())
             .prop_map(|(publisher, from_start)| Op::Reattach { publisher, from_start }),
         1 => Just(Op::Reap),
@@ -539,6 +555,17 @@ impl<'f> Clients<'f> {
         }
     }
 
+    fn wait_any(&self) {
+        let Some(s) = &self.subscriber else {
+            return;
+        };
+        let _w = watchdog::arm("wait_any", T);
+        match shmbus::wait_any(&[s], Some(T)) {
+            Ok(()) | Err(Error::Timeout) => {}
+            Err(e) => panic!("wait_any: unexpected error {e:?}"),
+        }
+    }
+
     fn reattach(&mut self, publisher: bool, from_start: bool) {
         let fx = self.fx;
         // Dropping a publisher may wait 100 ms to abandon a stalled claim.
@@ -585,6 +612,7 @@ impl<'f> Clients<'f> {
             Op::TryLoan(..) | Op::LoanTimeout(..) => self.loan(&op),
             Op::TryRecv | Op::RecvTimeout => self.recv(&op),
             Op::TryRecvRef | Op::RecvRefTimeout => self.recv_ref(&op),
+            Op::WaitAny => self.wait_any(),
             Op::Reattach {
                 publisher,
                 from_start,
@@ -729,12 +757,28 @@ fn prime(c: &mut Clients<'_>, n: usize) {
 enum HeaderScribble {
     /// Field `index` of [`header_fields`], changed in a meaningful way.
     Field { index: usize, change: Change },
-    /// Raw bytes anywhere in a header page.
+    /// Raw bytes in the immutable header (`padding`: in the unused end of
+    /// the header page instead), at `offset` reduced into that range. The
+    /// live fields between the two are the live tests' business.
     Bytes {
         data: bool,
+        padding: bool,
         offset: usize,
         bytes: Vec<u8>,
     },
+}
+
+/// The bytes of a header page that `HeaderScribble::Bytes` may write.
+fn scribble_range(seg: Seg, padding: bool) -> std::ops::Range<usize> {
+    let (shared_at, shared_len) = match seg {
+        Seg::Data => (DATA_SHARED_OFFSET, std::mem::size_of::<DataShared>()),
+        Seg::Subs => (SUBS_SHARED_OFFSET, std::mem::size_of::<SubsShared>()),
+    };
+    if padding {
+        shared_at + shared_len..HEADER_SIZE
+    } else {
+        0..shared_at
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -767,10 +811,14 @@ fn header_scribble() -> impl Strategy<Value = HeaderScribble> {
     prop_oneof![
         3 => (0..header_fields().len(), change)
             .prop_map(|(index, change)| HeaderScribble::Field { index, change }),
-        1 => (any::<bool>(), 0usize..256, prop::collection::vec(any::<u8>(), 1..9))
-            .prop_map(|(data, offset, bytes)| HeaderScribble::Bytes { data, offset, bytes }),
-        1 => (any::<bool>(), 0usize..HEADER_SIZE, prop::collection::vec(any::<u8>(), 1..9))
-            .prop_map(|(data, offset, bytes)| HeaderScribble::Bytes { data, offset, bytes }),
+        2 => (any::<bool>(), prop::bool::weighted(0.2), any::<usize>(),
+              prop::collection::vec(any::<u8>(), 1..9))
+            .prop_map(|(data, padding, offset, bytes)| HeaderScribble::Bytes {
+                data,
+                padding,
+                offset,
+                bytes,
+            }),
     ]
 }
 
@@ -789,11 +837,15 @@ fn apply_header_scribble(adv: &Adversary, s: &HeaderScribble) {
         }
         HeaderScribble::Bytes {
             data,
+            padding,
             offset,
             bytes,
         } => {
             let seg = if *data { Seg::Data } else { Seg::Subs };
-            adv.write_bytes(seg, *offset, bytes);
+            let range = scribble_range(seg, *padding);
+            let at = range.start + offset % range.len();
+            let n = bytes.len().min(range.end - at);
+            adv.write_bytes(seg, at, &bytes[..n]);
         }
     }
 }
@@ -1075,7 +1127,7 @@ proptest! {
                     }
                 }
             });
-            let program = (0..120usize).map(|i| match i % 8 {
+            let program = (0..120usize).map(|i| match i % 9 {
                 0 => Op::TrySend(i),
                 1 => Op::TryRecv,
                 2 => Op::SendTimeout(i * 3),
@@ -1083,6 +1135,7 @@ proptest! {
                 4 => Op::TryLoan(i, i % 16 != 4),
                 5 => Op::TryRecvRef,
                 6 => Op::LoanTimeout(i * 5, true),
+                7 => Op::WaitAny,
                 _ => Op::RecvRefTimeout,
             });
             for op in program {
