@@ -209,3 +209,146 @@ pub fn encode_reply(id: u64, outcome: Outcome) -> Vec<u8> {
         encode_frame(&fallback, MAX_REPLY_LEN).unwrap_or_default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{AccessPolicy, Pattern, Rule};
+    use crate::config::Group;
+    use shmbus::control::decode_reply;
+
+    /// A daemon whose topics are never touched: every request below is
+    /// refused before it would reach `/dev/shm`.
+    fn daemon(rules: Vec<Rule>) -> Daemon {
+        let mut config = Config::builtin();
+        config.access = AccessPolicy::new(OWNER, rules);
+        Daemon {
+            bus: "unit".into(),
+            config,
+            topics: Topics::new("unit"),
+        }
+    }
+
+    const OWNER: u32 = 4242;
+
+    fn peer(uid: u32, groups: &[u32]) -> Peer {
+        Peer {
+            pid: 77,
+            uid,
+            gid: uid,
+            groups: groups.to_vec(),
+        }
+    }
+
+    fn denied(d: &mut Daemon, who: &Peer, op: Op) -> String {
+        match d.handle(who, op) {
+            Outcome::Error(ErrorReply::Denied { message }) => message,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    fn open(topic: &str, role: Role) -> Op {
+        Op::Open {
+            topic: topic.into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn strangers_are_denied_everything_by_default() {
+        let mut d = daemon(Vec::new());
+        let stranger = peer(1001, &[]);
+        assert_eq!(
+            denied(&mut d, &stranger, open("x", Role::Publish)),
+            "uid 1001 may not publish to `x`"
+        );
+        assert_eq!(
+            denied(&mut d, &stranger, open("x", Role::Subscribe)),
+            "uid 1001 may not subscribe to `x`"
+        );
+        let create = Op::Create {
+            topic: "x".into(),
+            config: shmbus::TopicConfig::default(),
+        };
+        assert_eq!(
+            denied(&mut d, &stranger, create),
+            "uid 1001 may not create `x`"
+        );
+        assert_eq!(
+            denied(&mut d, &stranger, Op::Remove { topic: "x".into() }),
+            "uid 1001 may not remove `x`"
+        );
+        // What the client finally shows.
+        let err = ErrorReply::Denied {
+            message: "uid 1001 may not publish to `x`".into(),
+        }
+        .into_error();
+        assert_eq!(
+            err.to_string(),
+            "permission denied: uid 1001 may not publish to `x`"
+        );
+    }
+
+    #[test]
+    fn group_rules_grant_only_their_rights_on_their_topics() {
+        let rule = Rule {
+            pattern: Pattern::parse("sensors/*").unwrap(),
+            uids: vec![],
+            groups: vec![Group {
+                name: "sensors".into(),
+                gid: 500,
+            }],
+            rights: Rights::SUBSCRIBE,
+        };
+        let mut d = daemon(vec![rule]);
+        let member = peer(1002, &[500]);
+        assert_eq!(
+            denied(&mut d, &member, open("sensors/imu", Role::Publish)),
+            "uid 1002 may not publish to `sensors/imu`"
+        );
+        assert_eq!(
+            denied(&mut d, &member, open("motors/left", Role::Subscribe)),
+            "uid 1002 may not subscribe to `motors/left`"
+        );
+        let outsider = peer(1003, &[501]);
+        assert_eq!(
+            denied(&mut d, &outsider, open("sensors/imu", Role::Subscribe)),
+            "uid 1003 may not subscribe to `sensors/imu`"
+        );
+        // Names are checked before rights: a bad name is a bad name.
+        assert!(matches!(
+            d.handle(&member, open("sensors/../x", Role::Subscribe)),
+            Outcome::Error(ErrorReply::InvalidName { .. })
+        ));
+        // With auto-create off, an allowed open of a missing topic is "no
+        // such topic", not a creation.
+        d.config.auto_create = false;
+        assert!(matches!(
+            d.handle(&member, open("sensors/imu", Role::Subscribe)),
+            Outcome::Error(ErrorReply::NoSuchTopic { .. })
+        ));
+        assert!(matches!(
+            d.handle(&member, Op::List),
+            Outcome::Ok(ReplyBody::Topics { topics }) if topics.is_empty()
+        ));
+    }
+
+    #[test]
+    fn frames_get_replies_with_their_id() {
+        let mut d = daemon(Vec::new());
+        let me = peer(OWNER, &[]);
+        let reply =
+            decode_reply(&d.handle_frame(&me, br#"{"v":1,"id":5,"op":"hello"}"#)[4..]).unwrap();
+        assert_eq!(reply.id, 5);
+        assert!(matches!(
+            reply.outcome,
+            Outcome::Ok(ReplyBody::Hello { ref bus, version: PROTOCOL_VERSION, .. }) if bus == "unit"
+        ));
+        let reply = decode_reply(&d.handle_frame(&me, b"\x00garbage")[4..]).unwrap();
+        assert_eq!(reply.id, 0);
+        assert!(matches!(
+            reply.outcome,
+            Outcome::Error(ErrorReply::BadRequest { .. })
+        ));
+    }
+}
