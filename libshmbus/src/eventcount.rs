@@ -24,7 +24,8 @@
 //! (and bumps `seq` and wakes) or the waiter's re-check sees the condition
 //! (and does not sleep). If the notifier bumps `seq` after the waiter read its
 //! key, `FUTEX_WAIT(seq, key)` fails at once in the kernel; if it wakes after
-//! the waiter is queued, the wake finds it. Modelled in `tests/loom.rs`.
+//! the waiter is queued, the wake finds it. Exercised by the ring's
+//! loom models in `src/loom_model.rs` (every parking wait goes through it).
 
 use std::time::Duration;
 

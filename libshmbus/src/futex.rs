@@ -121,7 +121,11 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitO
         reserved: u32,
     }
     if words.is_empty() || words.len() > MAX {
-        std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)).min(Duration::from_millis(1)));
+        std::thread::sleep(
+            timeout
+                .unwrap_or(Duration::from_millis(1))
+                .min(Duration::from_millis(1)),
+        );
         return WaitOutcome::Woken;
     }
     let mut v = [FutexWaitv {
@@ -171,7 +175,11 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitO
         Some(libc::ETIMEDOUT) => WaitOutcome::TimedOut,
         Some(libc::EINTR) => WaitOutcome::Interrupted,
         Some(libc::ENOSYS) => {
-            std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)).min(Duration::from_millis(1)));
+            std::thread::sleep(
+                timeout
+                    .unwrap_or(Duration::from_millis(1))
+                    .min(Duration::from_millis(1)),
+            );
             WaitOutcome::Woken
         }
         _ => WaitOutcome::Woken,

@@ -581,7 +581,9 @@ pub fn check_subs_header(segment: &str, bytes: &[u8], geo: &Geometry) -> Result<
         )));
     }
     if u32_at(24) != geo.config.max_subscribers {
-        return Err(corrupt("max_subscribers differs from the data segment".into()));
+        return Err(corrupt(
+            "max_subscribers differs from the data segment".into(),
+        ));
     }
     if u64_at(32) != geo.nonce {
         return Err(corrupt(
@@ -599,9 +601,19 @@ mod tests {
     fn config_rules_are_named() {
         let ok = TopicConfig::default();
         ok.validate().unwrap();
-        let e = TopicConfig { capacity: 1000, ..ok.clone() }.validate().unwrap_err();
+        let e = TopicConfig {
+            capacity: 1000,
+            ..ok.clone()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("power of two"), "{e}");
-        let e = TopicConfig { max_msg_size: 0, ..ok.clone() }.validate().unwrap_err();
+        let e = TopicConfig {
+            max_msg_size: 0,
+            ..ok.clone()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("max message size"), "{e}");
         let e = TopicConfig {
             capacity: 1 << 24,

@@ -24,7 +24,12 @@ use std::os::fd::AsRawFd;
 
 use crate::error::{Error, Result};
 
-fn lock_op(file: &File, offset: usize, cmd: libc::c_int, kind: libc::c_short) -> std::io::Result<libc::flock> {
+fn lock_op(
+    file: &File,
+    offset: usize,
+    cmd: libc::c_int,
+    kind: libc::c_short,
+) -> std::io::Result<libc::flock> {
     // SAFETY: zeroed flock is a valid value; l_pid must be 0 for OFD locks.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
@@ -43,7 +48,12 @@ fn lock_op(file: &File, offset: usize, cmd: libc::c_int, kind: libc::c_short) ->
 /// Tries to take the token at `offset` of `file` without waiting. `Ok(false)`
 /// if another open file description holds it (its owner is alive).
 pub fn try_acquire(file: &File, offset: usize) -> Result<bool> {
-    match lock_op(file, offset, libc::F_OFD_SETLK, libc::F_WRLCK as libc::c_short) {
+    match lock_op(
+        file,
+        offset,
+        libc::F_OFD_SETLK,
+        libc::F_WRLCK as libc::c_short,
+    ) {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
         Err(e) => Err(Error::io("liveness lock (fcntl F_OFD_SETLK)", e)),
@@ -52,13 +62,23 @@ pub fn try_acquire(file: &File, offset: usize) -> Result<bool> {
 
 /// Releases the token at `offset` (closing the file releases it too).
 pub fn release(file: &File, offset: usize) {
-    let _ = lock_op(file, offset, libc::F_OFD_SETLK, libc::F_UNLCK as libc::c_short);
+    let _ = lock_op(
+        file,
+        offset,
+        libc::F_OFD_SETLK,
+        libc::F_UNLCK as libc::c_short,
+    );
 }
 
 /// Whether some other open file description holds the token at `offset`.
 pub fn is_held(file: &File, offset: usize) -> Result<bool> {
-    let fl = lock_op(file, offset, libc::F_OFD_GETLK, libc::F_WRLCK as libc::c_short)
-        .map_err(|e| Error::io("liveness probe (fcntl F_OFD_GETLK)", e))?;
+    let fl = lock_op(
+        file,
+        offset,
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK as libc::c_short,
+    )
+    .map_err(|e| Error::io("liveness probe (fcntl F_OFD_GETLK)", e))?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 

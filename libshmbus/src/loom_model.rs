@@ -92,6 +92,9 @@ impl RingMemory for HeapRing {
         dst[0..8].copy_from_slice(&w[0].load(Ordering::Relaxed).to_le_bytes());
         dst[8..16].copy_from_slice(&w[1].load(Ordering::Relaxed).to_le_bytes());
     }
+    fn segment_name(&self) -> &str {
+        "loom-ring"
+    }
 }
 
 /// The model's message for `seq` from publisher `p`: both words carry it.

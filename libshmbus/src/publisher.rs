@@ -57,11 +57,13 @@ impl Publisher {
     /// create the topic first).
     pub fn attach(bus: &str, topic: &str) -> Result<Publisher> {
         let t = MappedTopic::open(bus, topic, true)?;
-        let index = t.acquire_entry(true)?.ok_or_else(|| Error::TooManyClients {
-            role: "publisher",
-            topic: topic.to_string(),
-            max: t.geometry().config.max_publishers,
-        })?;
+        let index = t
+            .acquire_entry(true)?
+            .ok_or_else(|| Error::TooManyClients {
+                role: "publisher",
+                topic: topic.to_string(),
+                max: t.geometry().config.max_publishers,
+            })?;
         let local = ring::attach_publisher(&t, index, std::process::id());
         Ok(Publisher {
             t,
@@ -210,7 +212,13 @@ impl Loan<'_> {
     /// Publishes the message; returns its sequence number.
     pub fn commit(mut self) -> u64 {
         self.done = true;
-        ring::commit(&self.p.t, &self.p.local, self.seq, self.len as u32, now_ns());
+        ring::commit(
+            &self.p.t,
+            &self.p.local,
+            self.seq,
+            self.len as u32,
+            now_ns(),
+        );
         self.seq
     }
 }

@@ -119,6 +119,8 @@ pub(crate) trait RingMemory {
     /// Copies the first `dst.len()` (≤ `max_msg_size`) payload bytes of the
     /// slot of `seq`. May race a later lap's writer; callers re-check the stamp.
     fn read_payload(&self, seq: u64, dst: &mut [u8]);
+    /// Name of the data segment, for error messages.
+    fn segment_name(&self) -> &str;
 }
 
 /// When a waiting call gives up.
@@ -190,9 +192,12 @@ impl Waiter {
                 continue;
             }
             // Announce first (waiters++), then the flag: if we die between
-            // the two the count stays high, which costs notifiers a needless
-            // wake but never loses one. The reaper only withdraws for a dead
-            // client whose flag is set.
+            // the two instructions the count stays one too high for the
+            // topic's life, so every later notify pays a FUTEX_WAKE system
+            // call; but no wake-up is ever lost. The other order would be
+            // worse: the reaper withdraws for a dead client whose flag is
+            // set, and withdrawing a count never added could strand a live
+            // sleeper.
             let key = ec.prepare();
             flag.store(1, Ordering::Relaxed);
             let outcome = match ready() {
@@ -291,20 +296,29 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
     let data = m.data();
     let entry = m.pub_entry(p.index);
     let mut t = data.tail.load(Ordering::Relaxed);
-    loop {
+    // After a failed CAS `inflight` names a sequence another publisher won;
+    // never leave it there when we give up (the reaper also checks, for a
+    // death inside that window: see `claimed_by_another`).
+    let give_up = |err: Error| {
+        entry.inflight.store(NO_SEQ, Ordering::Relaxed);
+        Err(err)
+    };
+    // A hostile process rewriting `tail` could fail our CAS forever; honest
+    // contention (at most `max_publishers` rivals) never comes near this.
+    for _ in 0..1u32 << 20 {
         if data.closed.load(Ordering::Acquire) != 0 {
-            return Err(Error::Closed);
+            return give_up(Error::Closed);
         }
         if t >= MAX_SEQ {
-            return Err(Error::corrupt(
-                "topic",
+            return give_up(Error::corrupt(
+                m.segment_name(),
                 "sequence space exhausted or tail corrupted",
             ));
         }
         if geo.config.policy == Policy::Block && t >= p.gate.saturating_add(cap) {
             p.gate = scan_gate(m);
             if t >= p.gate.saturating_add(cap) {
-                return Err(Error::Full);
+                return give_up(Error::Full);
             }
         }
         // Record the intent before the claim (Release via the AcqRel CAS
@@ -319,6 +333,10 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
             Err(now) => t = now,
         }
     }
+    give_up(Error::corrupt(
+        m.segment_name(),
+        "the tail changes under every claim (another process is rewriting it)",
+    ))
 }
 
 /// Claims the next sequence, waiting per `strategy` until `deadline` while
@@ -336,8 +354,10 @@ pub(crate) fn claim<M: RingMemory>(
     }
     m.data().blocked.fetch_add(1, Ordering::Relaxed);
     let e = m.pub_entry(p.index);
-    e.blocked
-        .store(e.blocked.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    e.blocked.store(
+        e.blocked.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
     let space = &m.subs().space_ready;
     let mut waiter = Waiter::new(strategy, deadline);
     waiter.wait_for(space, &e.waiting, || match try_claim(m, p) {
@@ -387,7 +407,7 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
         if stamp::seq(st) >= seq && st != 0 {
             // Only we may write `seq`, and nothing later can precede us.
             return Err(Error::corrupt(
-                "topic",
+                m.segment_name(),
                 format!("slot of sequence {seq} already carries stamp {st:#x}"),
             ));
         }
@@ -441,8 +461,10 @@ pub(crate) fn commit<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, tim
         .store(stamp::pack(seq, stamp::COMMITTED), Ordering::Release);
     let e = m.pub_entry(p.index);
     e.inflight.store(NO_SEQ, Ordering::Release);
-    e.published
-        .store(e.published.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    e.published.store(
+        e.published.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
     m.subs().data_ready.notify_all();
 }
 
@@ -511,7 +533,9 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
 ) -> SubLocal {
     let cap = m.geometry().capacity();
     let e = m.sub_entry(index);
-    let guess = m.data().tail.load(Ordering::Acquire);
+    // Clamped: a forged tail beyond the sequence space must not put the
+    // cursor where `+ 1` overflows; `peek` then reports the tail as corrupt.
+    let guess = m.data().tail.load(Ordering::Acquire).min(MAX_SEQ);
     let first = if from_start {
         guess.saturating_sub(cap)
     } else {
@@ -527,7 +551,7 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     // SYNC POINT (join): entry, SeqCst fence, then tail; pairs with
     // `scan_gate` (tail, fence, then entries).
     fence(Ordering::SeqCst);
-    let t = m.data().tail.load(Ordering::Acquire);
+    let t = m.data().tail.load(Ordering::Acquire).min(MAX_SEQ);
     let start = if from_start {
         first.max(t.saturating_sub(cap))
     } else {
@@ -592,7 +616,7 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
                     continue;
                 }
                 return Err(Error::corrupt(
-                    "topic",
+                    m.segment_name(),
                     format!("message {c} claims {len} bytes, over the topic's max of {max}"),
                 ));
             }
@@ -605,8 +629,10 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
         }
         if st == stamp::pack(c, stamp::ABANDONED) {
             let e = m.sub_entry(s.index);
-            e.abandoned
-                .store(e.abandoned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            e.abandoned.store(
+                e.abandoned.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
             advance(m, s, c + 1);
             continue;
         }
@@ -619,7 +645,7 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
         }
         if sseq % cap != c % cap {
             return Err(Error::corrupt(
-                "topic",
+                m.segment_name(),
                 format!("slot of sequence {c} carries stamp of sequence {sseq}"),
             ));
         }
@@ -633,6 +659,8 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
 fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
     let cap = m.geometry().capacity();
     let c = s.cursor;
+    // SYNC POINT (claim visibility): pairs with the Release of the WRITING
+    // CAS in `begin_write` and of the commit/abandon stores.
     // Stamp first, then tail: every stamp store (WRITING by AcqRel CAS,
     // COMMITTED and ABANDONED by Release) follows its sequence's claim, so
     // the Acquire here makes the tail load below see that claim. In the
@@ -643,7 +671,7 @@ fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
     let sseq = stamp::seq(st);
     if sseq >= t || t > MAX_SEQ {
         return Err(Error::corrupt(
-            "topic",
+            m.segment_name(),
             format!("slot stamp names sequence {sseq}, at or beyond tail {t}"),
         ));
     }
@@ -655,8 +683,10 @@ fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
     let lost = new.saturating_sub(c.max(s.join_tail));
     if lost > 0 {
         let e = m.sub_entry(s.index);
-        e.lost
-            .store(e.lost.load(Ordering::Relaxed) + lost, Ordering::Relaxed);
+        e.lost.store(
+            e.lost.load(Ordering::Relaxed).wrapping_add(lost),
+            Ordering::Relaxed,
+        );
         return Err(Error::Lagged(lost));
     }
     Ok(())
@@ -683,8 +713,10 @@ pub(crate) fn still_valid<M: RingMemory>(m: &M, f: &Found) -> bool {
 /// Consumes `f`: moves the cursor past it.
 pub(crate) fn consume<M: RingMemory>(m: &M, s: &mut SubLocal, f: &Found) {
     let e = m.sub_entry(s.index);
-    e.delivered
-        .store(e.delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    e.delivered.store(
+        e.delivered.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
     advance(m, s, f.seq + 1);
 }
 
@@ -738,7 +770,10 @@ pub(crate) fn reclaim_publisher<M: RingMemory>(m: &M, i: u32) -> PubReclaim {
     let cap = m.geometry().capacity();
     let seq = e.inflight.load(Ordering::Acquire);
     let mut abandoned = false;
-    if seq != NO_SEQ && seq < m.data().tail.load(Ordering::Acquire) {
+    if seq != NO_SEQ
+        && seq < m.data().tail.load(Ordering::Acquire)
+        && !claimed_by_another(m, i, seq)
+    {
         let slot = m.slot(seq);
         loop {
             let st = slot.stamp.load(Ordering::Acquire);
@@ -785,6 +820,28 @@ pub(crate) fn reclaim_publisher<M: RingMemory>(m: &M, i: u32) -> PubReclaim {
         m.subs().data_ready.force_notify_all();
     }
     PubReclaim::Reclaimed { abandoned }
+}
+
+/// Whether an active publisher other than `i` holds `seq` in `inflight`.
+///
+/// A publisher records `inflight = t` before its CAS on `tail`; if the CAS
+/// fails, `t` went to someone else, and a publisher killed before it clears
+/// the record leaves a stale `t` behind. The winner of `t` recorded it too,
+/// and keeps it until its commit or abandon, so finding it there means the
+/// dead entry's record is stale and its slot must not be touched.
+///
+/// Ordering: the caller loaded `tail > seq` with Acquire; `tail` only moves
+/// by RMW, so that load synchronizes with the winner's CAS, after which its
+/// `inflight = seq` store is visible (or a later one, made after its commit,
+/// whose Release makes the committed stamp visible to the caller's stamp
+/// load: then the caller finds the slot final and leaves it).
+fn claimed_by_another<M: RingMemory>(m: &M, i: u32, seq: u64) -> bool {
+    (0..m.geometry().config.max_publishers).any(|j| {
+        let e = m.pub_entry(j);
+        j != i
+            && e.state.load(Ordering::Acquire) == ENTRY_ACTIVE
+            && e.inflight.load(Ordering::Acquire) == seq
+    })
 }
 
 /// Reclaims subscriber entry `i`, whose owner is dead (the caller holds its

@@ -99,23 +99,28 @@ impl Segment {
         } | OFlag::O_CLOEXEC;
         let fd: OwnedFd = nix::sys::mman::shm_open(shm_path(name).as_str(), flags, Mode::empty())
             .map_err(|e| match e {
-                nix::errno::Errno::ENOENT => Error::Io {
-                    context: format!("segment {name} does not exist (topic removed, or the bus was restarted)"),
-                    source: std::io::Error::from_raw_os_error(e as i32),
-                },
-                nix::errno::Errno::EACCES => Error::Denied(format!(
-                    "cannot open segment {name} {}: the topic's permissions do not allow it",
-                    if writable { "read-write" } else { "read-only" }
-                )),
-                e => Error::errno(format!("cannot open segment {name}"), e),
-            })?;
+            nix::errno::Errno::ENOENT => Error::Io {
+                context: format!(
+                    "segment {name} does not exist (topic removed, or the bus was restarted)"
+                ),
+                source: std::io::Error::from_raw_os_error(e as i32),
+            },
+            nix::errno::Errno::EACCES => Error::Denied(format!(
+                "cannot open segment {name} {}: the topic's permissions do not allow it",
+                if writable { "read-write" } else { "read-only" }
+            )),
+            e => Error::errno(format!("cannot open segment {name}"), e),
+        })?;
         let file = File::from(fd);
         let size = file
             .metadata()
             .map_err(|e| Error::io(format!("fstat {name}"), e))?
             .len();
         if size == 0 || size > isize::MAX as u64 {
-            return Err(Error::corrupt(name, format!("file size {size} is not a segment")));
+            return Err(Error::corrupt(
+                name,
+                format!("file size {size} is not a segment"),
+            ));
         }
         let mut opts = MmapOptions::new();
         opts.len(size as usize);

@@ -7,9 +7,11 @@
 //!   out; if it dies, the daemon's reaper releases them within about a
 //!   second.)
 //! * `drop-oldest` — once it falls a whole ring behind, the next receive
-//!   returns `Err(Error::Lagged(n))` with the exact number `n` of messages
-//!   overwritten before it could read them; the receive after that returns
-//!   the oldest message still in the ring. Loss is never silent.
+//!   returns `Err(Error::Lagged(n))` with the exact number `n` of sequence
+//!   numbers it skipped: messages overwritten before it could read them
+//!   (plus, rarely, sequences whose publisher abandoned them inside the
+//!   skipped span, which never held a message). The receive after that
+//!   returns the oldest message still in the ring. Loss is never silent.
 //!
 //! A subscriber starts at the next message published after it attached, or,
 //! with [`SubscribeOptions::from_start`], at the oldest message still in the
@@ -253,7 +255,8 @@ fn deadline_after(t: Duration) -> Deadline {
 /// topics a publisher may overwrite the slot meanwhile: check
 /// [`MessageGuard::is_valid`] *after* using the bytes, or use
 /// [`MessageGuard::copy_to`], which checks for you. Dropping the guard
-/// consumes the message.
+/// consumes the message; one that was overwritten while held counts as lost
+/// and is reported by the next receive's `Lagged(n)`.
 #[derive(Debug)]
 pub struct MessageGuard<'a> {
     sub: &'a mut Subscriber,
@@ -303,7 +306,12 @@ impl MessageGuard<'_> {
 
 impl Drop for MessageGuard<'_> {
     fn drop(&mut self) {
-        ring::consume(&self.sub.t, &mut self.sub.local, &self.found);
+        // A message overwritten while held (drop-oldest) was not delivered:
+        // leave the cursor on it, and the next receive reports it in
+        // `Lagged(n)` with the rest of the lap.
+        if ring::still_valid(&self.sub.t, &self.found) {
+            ring::consume(&self.sub.t, &mut self.sub.local, &self.found);
+        }
     }
 }
 

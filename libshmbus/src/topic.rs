@@ -283,6 +283,10 @@ impl RingMemory for MappedTopic {
         // trusting them.
         unsafe { std::ptr::copy_nonoverlapping(self.payload_ptr(seq), dst.as_mut_ptr(), len) }
     }
+
+    fn segment_name(&self) -> &str {
+        self.data.name()
+    }
 }
 
 /// What one reap pass reclaimed.
