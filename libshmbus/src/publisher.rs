@@ -246,3 +246,50 @@ impl Drop for Loan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Policy;
+    use crate::ring::PubReclaim;
+    use crate::subscriber::{SubscribeOptions, Subscriber};
+    use crate::sync::Ordering;
+    use crate::topic::{SegmentPerms, TopicOwner};
+
+    /// A publisher that lost the CAS for sequence `t` to a rival and died
+    /// before clearing its `inflight = t` must not get the rival's live slot
+    /// abandoned by the reaper.
+    #[test]
+    fn reaper_leaves_a_rivals_slot_named_by_a_stale_inflight() {
+        let bus = format!("unit-{}-stale", std::process::id());
+        let cfg = TopicConfig {
+            capacity: 16,
+            policy: Policy::Block,
+            ..TopicConfig::default()
+        };
+        let owner = TopicOwner::create(&bus, "t", &cfg, &SegmentPerms::default()).unwrap();
+        let mut sub = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        let dead = Publisher::attach(&bus, "t").unwrap();
+        let mut rival = Publisher::attach(&bus, "t").unwrap();
+        let mut loan = rival.loan(5).unwrap();
+        assert_eq!(loan.seq(), 0);
+        // The dead publisher's record names the rival's sequence, as after
+        // a failed CAS.
+        let dead_index = dead.local.index;
+        dead.t
+            .pub_entry(dead_index)
+            .inflight
+            .store(0, Ordering::Relaxed);
+        assert_eq!(
+            ring::reclaim_publisher(&dead.t, dead_index),
+            PubReclaim::Reclaimed { abandoned: false }
+        );
+        std::mem::forget(dead); // it "died": no detach
+        loan.copy_from_slice(b"alive");
+        loan.commit();
+        let m = sub.try_recv().unwrap().expect("the rival's message");
+        assert_eq!((m.seq, m.data), (0, &b"alive"[..]));
+        assert_eq!(owner.stats().abandoned, 0);
+        owner.unlink().unwrap();
+    }
+}
