@@ -31,6 +31,12 @@ fn kill(mut child: Child) {
     child.wait().unwrap();
 }
 
+/// The state letter of a process in /proc/PID/stat (`T`: stopped).
+fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap()
+}
+
 fn create(bus: &TestBus, args: &[&str]) {
     let out = bus.cli().arg("create").args(args).output().unwrap();
     assert!(out.status.success(), "create {args:?}: {out:?}");
@@ -53,6 +59,9 @@ fn killed_subscriber_of_a_full_block_topic_is_reaped_and_the_publisher_resumes()
     // its only reader is dead.
     let daemon_pid = bus.daemon_pid().unwrap();
     signal(bus.daemon().unwrap(), Signal::SIGSTOP);
+    // The stop is asynchronous: be sure it took before the victim dies.
+    let stopped = wait_until(WAIT, || process_state(daemon_pid) == 'T');
+    assert!(stopped, "shmbusd did not stop");
     kill(victim);
     assert!(matches!(
         publisher.send_timeout(b"x", Duration::from_millis(600)),

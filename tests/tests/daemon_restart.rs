@@ -71,7 +71,8 @@ fn killed_daemon_is_not_needed_by_attached_clients_and_its_successor_adopts_ever
     }
     let status = wait_exit(&mut cli_sub, WAIT);
     assert!(status.success(), "shmbus sub: {status}");
-    let got: Vec<String> = cli_lines.try_iter().collect();
+    // Its output may still be in the reader thread: read to end of stream.
+    let got: Vec<String> = std::iter::from_fn(|| cli_lines.recv_timeout(WAIT).ok()).collect();
     let want: Vec<String> = ["before", "during", "after"]
         .iter()
         .flat_map(|w| (0..10).map(move |i| format!("{w} {i}")))
