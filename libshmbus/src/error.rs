@@ -109,6 +109,51 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The server that took a call died (or detached) before replying. The
+    /// request may or may not have been acted on.
+    #[error("the server of service `{service}` died before replying: retry the call if it is safe to repeat")]
+    ServerGone {
+        /// Service name.
+        service: String,
+    },
+    /// No server is attached to the service, so the call cannot be answered.
+    #[error("no server for service `{service}`: start one (for example `shmbus serve {service} --echo`)")]
+    NoServer {
+        /// Service name.
+        service: String,
+    },
+    /// `try_call`/`try_send_request` found the service's request queue full.
+    #[error("service `{service}` is busy (its request queue is full): retry later or call with a timeout")]
+    ServiceBusy {
+        /// Service name.
+        service: String,
+    },
+    /// A service limit was hit: request or reply size, calls in flight,
+    /// number of servers or clients. `what` gives the numbers and the remedy.
+    #[error("service `{service}`: {what}")]
+    ServiceLimit {
+        /// Service name.
+        service: String,
+        /// What limit, with numbers.
+        what: String,
+    },
+    /// The server answered the call with an error (for example it could not
+    /// decode the request).
+    #[error("service `{service}` answered with an error: {message}")]
+    Remote {
+        /// Service name.
+        service: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A typed request could not be encoded, or a reply could not be decoded.
+    #[error("service `{service}`: {what}")]
+    BadMessage {
+        /// Service name.
+        service: String,
+        /// What failed.
+        what: String,
+    },
 }
 
 impl Error {

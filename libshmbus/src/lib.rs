@@ -42,6 +42,7 @@ pub mod layout;
 pub mod names;
 pub(crate) mod ring;
 pub mod semaphore;
+pub mod service;
 pub(crate) mod sync;
 
 #[cfg(not(loom))]
@@ -67,13 +68,17 @@ pub use eventcount::EventCount;
 pub use layout::{Policy, TopicConfig};
 pub use ring::WaitStrategy;
 pub use semaphore::Semaphore;
+#[cfg(not(loom))]
+pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
 
 #[cfg(not(loom))]
 pub use bus::{Bus, BusOptions, TopicInfo};
 #[cfg(not(loom))]
 pub use publisher::{Loan, Publisher};
 #[cfg(not(loom))]
-pub use subscriber::{wait_any, Message, MessageGuard, Messages, OwnedMessage, SubscribeOptions, Subscriber};
+pub use subscriber::{
+    wait_any, Message, MessageGuard, Messages, OwnedMessage, SubscribeOptions, Subscriber,
+};
 #[cfg(not(loom))]
 pub use topic::{
     list_bus_topics, remove_bus_segments, remove_segment_files, PublisherStats, ReapReport,

@@ -112,6 +112,34 @@ pub fn segment_name(bus: &str, topic: &str, part: Part) -> String {
     )
 }
 
+/// Suffix of a service's segment; topics end in `.data`/`.subs`, so a
+/// service never shares a file name with a topic of the same name.
+pub const SERVICE_SUFFIX: &str = "svc";
+
+/// The `shm_open` name (without the leading `/`) of a service's segment:
+/// `shmbus.<bus>.<service with '/' as ':'>.svc`. Both names must already be
+/// valid. It starts with [`bus_segment_prefix`], so removing a bus's
+/// segments removes its services too.
+pub fn service_segment_name(bus: &str, service: &str) -> String {
+    format!(
+        "{SEGMENT_PREFIX}{bus}.{}.{SERVICE_SUFFIX}",
+        service.replace('/', ":")
+    )
+}
+
+/// Parses a file name from `/dev/shm` back into a service name if it is a
+/// service segment of `bus` (and round-trips exactly).
+pub fn parse_service_segment_name(bus: &str, file: &str) -> Option<String> {
+    let rest = file.strip_prefix(&bus_segment_prefix(bus))?;
+    let svc = rest.strip_suffix(".svc")?;
+    if svc.contains('/') {
+        return None;
+    }
+    let svc = svc.replace(':', "/");
+    validate_service(&svc).ok()?;
+    (service_segment_name(bus, &svc) == file).then_some(svc)
+}
+
 /// Prefix shared by every segment of `bus`.
 pub fn bus_segment_prefix(bus: &str) -> String {
     format!("{SEGMENT_PREFIX}{bus}.")
@@ -208,5 +236,25 @@ mod tests {
         }
         assert_eq!(parse_segment_name("b", "shmbus.b.a::b.data"), None);
         assert_eq!(parse_segment_name("b", "shmbus.b.a.other"), None);
+    }
+
+    #[test]
+    fn service_segment_names_round_trip_apart_from_topics() {
+        for svc in ["a", "math/add", "x.data", "a.b/c.svc"] {
+            let name = service_segment_name("bus1", svc);
+            assert!(name.starts_with(&bus_segment_prefix("bus1")));
+            assert_eq!(
+                parse_service_segment_name("bus1", &name),
+                Some(svc.to_string())
+            );
+            assert_eq!(parse_service_segment_name("bus", &name), None);
+            // Never taken for a topic segment, and no topic's is a service's.
+            assert_eq!(parse_segment_name("bus1", &name), None);
+            for part in [Part::Data, Part::Subs] {
+                let t = segment_name("bus1", svc, part);
+                assert_eq!(parse_service_segment_name("bus1", &t), None);
+            }
+        }
+        assert_eq!(parse_service_segment_name("b", "shmbus.b.a::b.svc"), None);
     }
 }

@@ -1,0 +1,519 @@
+//! The calling side of a service: [`Client`] sends requests and receives
+//! their replies, one at a time (`call`) or pipelined (`send_request`
+//! returns a [`Ticket`], `recv_reply` redeems it).
+//!
+//! Each client owns `max_in_flight` reply slots in the segment. A call
+//! takes one, marks it pending under a fresh correlation id, queues the
+//! request (client index, slot, correlation id, bytes), and waits on its
+//! own event count until a server has written the reply into the slot.
+//! Replies are matched by slot *and* correlation id, so a reply can never
+//! reach another client or another call, even one made later in the same
+//! slot.
+//!
+//! Failure semantics (see `docs/services.md`):
+//! * no server attached: `NoServer` at once;
+//! * the server holding the call dies: `ServerGone`, about 100 ms after the
+//!   death (checked while waiting), never a wait past the timeout;
+//! * all servers leave while the call is still queued: `NoServer`;
+//! * timeout: `Timeout`; `call` then gives the call up (a late reply is
+//!   dropped by the server), `recv_reply` leaves it in flight.
+//!
+//! The call path allocates nothing but what it returns (`call` returns a
+//! `Vec`; `call_with` and `recv_reply_with` lend the reply in place) and
+//! makes no system call unless it sleeps or a server must be woken.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::ring::{Deadline, WaitStrategy};
+use crate::service::layout::{ServiceConfig, STATUS_OK};
+use crate::service::mapped::{MappedService, Role};
+use crate::service::queue::{self, Claim, QueueMemory};
+use crate::service::reply::{self, Seen};
+use crate::service::wait::{deadline_after, wait_for};
+use crate::sync::Ordering;
+
+/// Redeems one call made with [`Client::send_request`]. Valid only on the
+/// client that made it, until the reply is received or the call cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    slot: u32,
+    corr: u64,
+    client: u64,
+}
+
+impl Ticket {
+    /// The call's correlation id (unique per client entry).
+    pub fn correlation_id(&self) -> u64 {
+        self.corr
+    }
+}
+
+/// A handle that calls one service. Not shareable between threads: use one
+/// per thread (each holds its own entry and reply slots).
+#[derive(Debug)]
+pub struct Client {
+    m: MappedService,
+    index: u32,
+    strategy: WaitStrategy,
+    /// Free reply slots (a stack; capacity reserved at attach).
+    free: Vec<u32>,
+    /// Per slot, the correlation id of the call in flight there.
+    pending: Box<[Option<u64>]>,
+    /// Slots given up while a server was writing into them; reusable once
+    /// that write settles.
+    orphans: Vec<u32>,
+    next_corr: u64,
+    /// Tells this client's tickets from other clients'.
+    token: u64,
+}
+
+impl Client {
+    /// Attaches to service `name` of `bus`. `NoServer` if no server ever
+    /// created it.
+    pub fn attach(bus: &str, name: &str) -> Result<Client> {
+        let mut m = MappedService::open(bus, name)?.ok_or_else(|| Error::NoServer {
+            service: name.to_string(),
+        })?;
+        let index = m.acquire_entry(Role::Client)?;
+        let cfg = m.config().clone();
+        let n = cfg.max_in_flight;
+        let mut free = Vec::with_capacity(n as usize);
+        let mut orphans = Vec::with_capacity(n as usize);
+        // Slots a dead predecessor left with a server still writing wait.
+        for r in (0..n).rev() {
+            if reply::is_settled(m.reply_slot(index, r)) {
+                reply::release(m.reply_slot(index, r));
+                free.push(r);
+            } else {
+                orphans.push(r);
+            }
+        }
+        let e = m.client(index);
+        let next_corr = e.next_corr.load(Ordering::Acquire).wrapping_add(1);
+        e.next_corr.store(next_corr, Ordering::Release);
+        static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Client {
+            m,
+            index,
+            strategy: WaitStrategy::default(),
+            free,
+            pending: vec![None; n as usize].into_boxed_slice(),
+            orphans,
+            next_corr,
+            token,
+        })
+    }
+
+    /// How blocking calls wait (spin, spin-then-park, park).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Service name.
+    pub fn service(&self) -> &str {
+        self.m.service()
+    }
+
+    /// The service's settings.
+    pub fn config(&self) -> &ServiceConfig {
+        self.m.config()
+    }
+
+    /// This client's entry index in the service (for stats and tests).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Servers attached right now (dead ones count until reaped).
+    pub fn server_count(&self) -> u32 {
+        self.m.servers()
+    }
+
+    /// Calls in flight (sent, reply not yet received).
+    pub fn in_flight(&self) -> u32 {
+        self.pending.iter().filter(|p| p.is_some()).count() as u32
+    }
+
+    /// Calls the service and returns the reply, waiting at most `timeout`
+    /// in all (for room in the queue and for the reply). On timeout the call
+    /// is given up.
+    pub fn call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.call_with(req, timeout, <[u8]>::to_vec)
+    }
+
+    /// `call`, lending the reply in place to `f` instead of copying it.
+    pub fn call_with<R>(
+        &mut self,
+        req: &[u8],
+        timeout: Duration,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let deadline = deadline_after(timeout);
+        let ticket = self.send_with(req, deadline)?;
+        self.finish_call(ticket, deadline, f)
+    }
+
+    /// `call`, but `ServiceBusy` at once instead of waiting when the request
+    /// queue is full; the reply is then awaited up to `timeout`.
+    pub fn try_call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        let ticket = self.try_send_request(req)?;
+        self.finish_call(ticket, deadline_after(timeout), <[u8]>::to_vec)
+    }
+
+    fn finish_call<R>(
+        &mut self,
+        ticket: Ticket,
+        deadline: Deadline,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        match self.recv_with(ticket, deadline, f) {
+            Err(e @ (Error::Timeout | Error::Interrupted)) => {
+                if self.is_pending(&ticket) {
+                    let _ = self.cancel(ticket);
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a request without waiting for its reply (pipelining); waits
+    /// for room in the queue if it is full. Redeem the ticket with
+    /// `recv_reply`.
+    pub fn send_request(&mut self, req: &[u8]) -> Result<Ticket> {
+        self.send_with(req, Deadline::Never)
+    }
+
+    /// `send_request`, waiting at most `timeout` for room in the queue.
+    pub fn send_request_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Ticket> {
+        self.send_with(req, deadline_after(timeout))
+    }
+
+    /// `send_request` that never waits: `ServiceBusy` if the queue is full.
+    pub fn try_send_request(&mut self, req: &[u8]) -> Result<Ticket> {
+        self.send_with(req, Deadline::Now).map_err(|e| match e {
+            Error::Timeout => Error::ServiceBusy {
+                service: self.m.service().to_string(),
+            },
+            e => e,
+        })
+    }
+
+    /// Waits at most `timeout` for the reply of `ticket`. On timeout the
+    /// call stays in flight (call again, or `cancel` it).
+    pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
+        self.recv_with(ticket, deadline_after(timeout), <[u8]>::to_vec)
+    }
+
+    /// `recv_reply`, lending the reply in place to `f`.
+    pub fn recv_reply_with<R>(
+        &mut self,
+        ticket: Ticket,
+        timeout: Duration,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        self.recv_with(ticket, deadline_after(timeout), f)
+    }
+
+    /// The reply of `ticket` if it is there (`Ok(None)`: not yet).
+    pub fn try_recv_reply(&mut self, ticket: Ticket) -> Result<Option<Vec<u8>>> {
+        match self.recv_with(ticket, Deadline::Now, <[u8]>::to_vec) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives up a call in flight: a reply that comes later is dropped.
+    pub fn cancel(&mut self, ticket: Ticket) -> Result<()> {
+        self.check_ticket(&ticket)?;
+        let slot = ticket.slot;
+        self.pending[slot as usize] = None;
+        let e = self.m.client(self.index);
+        e.timeouts.fetch_add(1, Ordering::Relaxed);
+        match reply::cancel(self.m.reply_slot(self.index, slot), ticket.corr) {
+            reply::Cancel::Freed => self.free.push(slot),
+            reply::Cancel::Busy => self.orphans.push(slot),
+        }
+        Ok(())
+    }
+
+    fn is_pending(&self, t: &Ticket) -> bool {
+        self.check_ticket(t).is_ok()
+    }
+
+    fn check_ticket(&self, t: &Ticket) -> Result<()> {
+        let ok = t.client == self.token
+            && self.pending.get(t.slot as usize).copied().flatten() == Some(t.corr);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadMessage {
+                service: self.m.service().to_string(),
+                what: format!(
+                    "ticket of call {} is not in flight on this client (already answered, cancelled, or from another client)",
+                    t.corr
+                ),
+            })
+        }
+    }
+
+    /// A free reply slot: from the free stack, else an orphan that settled.
+    fn alloc_slot(&mut self) -> Result<u32> {
+        if let Some(s) = self.free.pop() {
+            return Ok(s);
+        }
+        let mut i = 0;
+        while i < self.orphans.len() {
+            let r = self.orphans[i];
+            let slot = self.m.reply_slot(self.index, r);
+            let w = reply::unpack(slot.state.load(Ordering::Acquire));
+            if w.state == reply::st::WRITING {
+                if let Some(s) = w.taker {
+                    // Its writer may have died mid-write.
+                    if s < self.m.config().max_servers && !self.m.alive(Role::Server, s) {
+                        self.m.try_reap(Role::Server, s);
+                    }
+                }
+            }
+            if reply::is_settled(slot) {
+                reply::release(slot);
+                self.orphans.swap_remove(i);
+                return Ok(r);
+            }
+            i += 1;
+        }
+        let max = self.m.config().max_in_flight;
+        Err(Error::ServiceLimit {
+            service: self.m.service().to_string(),
+            what: format!(
+                "all {max} calls this client may have in flight are pending: receive replies first (the service's max_in_flight is {max})"
+            ),
+        })
+    }
+
+    fn no_server(&self) -> Error {
+        Error::NoServer {
+            service: self.m.service().to_string(),
+        }
+    }
+
+    fn send_with(&mut self, req: &[u8], deadline: Deadline) -> Result<Ticket> {
+        let max = self.m.config().max_request_size as usize;
+        if req.len() > max {
+            return Err(Error::ServiceLimit {
+                service: self.m.service().to_string(),
+                what: format!(
+                    "request of {} bytes is over the service's max request size of {max} bytes",
+                    req.len()
+                ),
+            });
+        }
+        if self.m.servers() == 0 {
+            return Err(self.no_server());
+        }
+        let slot = self.alloc_slot()?;
+        let corr = self.next_corr;
+        self.next_corr = self.next_corr.wrapping_add(1);
+        let me = self.index;
+        let m = &self.m;
+        let e = m.client(me);
+        // Before the id is used: a successor of this entry continues after it.
+        e.next_corr.store(self.next_corr, Ordering::Release);
+        let rs = m.reply_slot(me, slot);
+        reply::begin_call(rs, corr);
+        let pos = match queue::try_claim(m, me) {
+            Claim::Got(pos) => Ok(pos),
+            Claim::Blocked { blocker } => {
+                if deadline == Deadline::Now {
+                    Err(Error::Timeout)
+                } else {
+                    let last = std::cell::Cell::new(blocker);
+                    e.waiting_on.store(1, Ordering::Relaxed);
+                    let sh = m.shared();
+                    wait_for(
+                        self.strategy,
+                        deadline,
+                        &sh.space_ready,
+                        &e.waiting,
+                        || match queue::try_claim(m, me) {
+                            Claim::Got(pos) => Ok(Some(pos)),
+                            Claim::Blocked { blocker } => {
+                                last.set(blocker);
+                                Ok(None)
+                            }
+                        },
+                        || {
+                            m.reap_blocker(last.get());
+                            m.reap_dead_servers();
+                            if m.servers() == 0 {
+                                return Err(Error::NoServer {
+                                    service: m.service().to_string(),
+                                });
+                            }
+                            Ok(None)
+                        },
+                    )
+                }
+            }
+        };
+        let pos = match pos {
+            Ok(pos) => pos,
+            Err(err) => {
+                // No cell names this call: the slot is simply ours again.
+                reply::release(rs);
+                self.free.push(slot);
+                return Err(err);
+            }
+        };
+        let cell = m.cell(pos);
+        cell.client.store(me, Ordering::Relaxed);
+        cell.slot.store(slot, Ordering::Relaxed);
+        cell.corr.store(corr, Ordering::Relaxed);
+        cell.len.store(req.len() as u32, Ordering::Relaxed);
+        // SAFETY: we hold WRITING(pos): nobody else reads or writes the
+        // cell's payload until we publish it; `req.len() ≤ max_request_size`
+        // bytes fit in the payload area.
+        unsafe { std::ptr::copy_nonoverlapping(req.as_ptr(), m.cell_payload(pos), req.len()) };
+        if !queue::publish(m, pos, me) {
+            reply::release(rs);
+            self.free.push(slot);
+            return Err(Error::corrupt(
+                m.service(),
+                "a queue cell being written was taken away (another process broke the protocol)",
+            ));
+        }
+        m.shared().request_ready.notify_all();
+        e.calls.fetch_add(1, Ordering::Relaxed);
+        self.pending[slot as usize] = Some(corr);
+        Ok(Ticket {
+            slot,
+            corr,
+            client: self.token,
+        })
+    }
+
+    fn recv_with<R>(
+        &mut self,
+        ticket: Ticket,
+        deadline: Deadline,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        self.check_ticket(&ticket)?;
+        let me = self.index;
+        let m = &self.m;
+        let e = m.client(me);
+        let rs = m.reply_slot(me, ticket.slot);
+        let corr = ticket.corr;
+        let seen = {
+            let poll = || match reply::poll(rs, corr) {
+                Seen::Waiting { .. } => Ok(None),
+                other => Ok(Some(other)),
+            };
+            let tick = || {
+                match reply::poll(rs, corr) {
+                    Seen::Waiting { taker: Some(s), .. } => {
+                        if s < m.config().max_servers && !m.alive(Role::Server, s) {
+                            m.try_reap(Role::Server, s);
+                        }
+                    }
+                    Seen::Waiting { taker: None, .. } => {
+                        // Still queued (or taken by a server that died
+                        // before claiming it): reap the dead; with no server
+                        // left, nobody will ever answer.
+                        m.reap_dead_servers();
+                        if m.servers() == 0 && reply::cancel(rs, corr) == reply::Cancel::Freed {
+                            return Ok(Some(Seen::Lost));
+                        }
+                    }
+                    other => return Ok(Some(other)),
+                }
+                Ok(None)
+            };
+            e.waiting_on.store(0, Ordering::Relaxed);
+            wait_for(
+                self.strategy,
+                deadline,
+                &e.reply_ready,
+                &e.waiting,
+                poll,
+                tick,
+            )
+        };
+        let seen = match seen {
+            Ok(s) => s,
+            Err(err) => {
+                // Timeout or signal: the call stays in flight, unless the
+                // tick cancelled it (handled as `Lost` below).
+                return Err(err);
+            }
+        };
+        let slot = ticket.slot;
+        let result = match seen {
+            Seen::Replied => {
+                let len = rs.len.load(Ordering::Relaxed) as usize;
+                let status = rs.status.load(Ordering::Relaxed);
+                let max = m.config().max_reply_size as usize;
+                if len > max {
+                    Err(Error::corrupt(
+                        m.service(),
+                        format!("reply of {len} bytes is over the max reply size of {max}"),
+                    ))
+                } else {
+                    // SAFETY: the slot is REPLIED for our call: its writer is
+                    // done and nobody writes it until we free it; `len ≤
+                    // max_reply_size` bytes lie inside the payload area.
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts(m.reply_payload(me, slot), len) };
+                    if status == STATUS_OK {
+                        e.replies.fetch_add(1, Ordering::Relaxed);
+                        Ok(f(bytes))
+                    } else {
+                        Err(Error::Remote {
+                            service: m.service().to_string(),
+                            message: String::from_utf8_lossy(bytes).into_owned(),
+                        })
+                    }
+                }
+            }
+            Seen::Gone => {
+                e.gone.fetch_add(1, Ordering::Relaxed);
+                Err(Error::ServerGone {
+                    service: m.service().to_string(),
+                })
+            }
+            // The tick gave the call up (no server left), or the word was
+            // overwritten by someone breaking the protocol.
+            Seen::Lost | Seen::Waiting { .. } => {
+                if m.servers() == 0 {
+                    Err(Error::NoServer {
+                        service: m.service().to_string(),
+                    })
+                } else {
+                    Err(Error::corrupt(
+                        m.service(),
+                        format!("the reply slot of call {corr} was overwritten"),
+                    ))
+                }
+            }
+        };
+        reply::release(rs);
+        self.pending[slot as usize] = None;
+        self.free.push(slot);
+        result
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Give up every call in flight; replies coming later are dropped.
+        for r in 0..self.pending.len() {
+            if let Some(corr) = self.pending[r].take() {
+                let _ = reply::cancel(self.m.reply_slot(self.index, r as u32), corr);
+            }
+        }
+        // `MappedService::drop` reclaims and frees the entry.
+    }
+}

@@ -1,0 +1,313 @@
+//! In-process tests of services: a server thread and clients on a private
+//! bus name, covering the call paths and the error replies. The
+//! multi-process and crash tests are in `tests/tests/services.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
+
+const T: Duration = Duration::from_secs(20);
+
+/// A unique bus; its segments are removed when dropped.
+struct Bus(String);
+
+impl Bus {
+    fn new(tag: &str) -> Bus {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        Bus(format!(
+            "svc{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = crate::remove_bus_segments(&self.0);
+    }
+}
+
+fn small() -> ServiceConfig {
+    ServiceConfig {
+        queue_capacity: 8,
+        max_request_size: 256,
+        max_reply_size: 300,
+        max_servers: 2,
+        max_clients: 2,
+        max_in_flight: 4,
+    }
+}
+
+/// Runs an echo server (reply = request + "!") on a thread until `stop`.
+fn echo_server(
+    bus: &str,
+    name: &str,
+    cfg: &ServiceConfig,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    let server = Server::attach_with(bus, name, cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let h = std::thread::spawn(move || {
+        let mut n = 0;
+        while !flag.load(Ordering::Relaxed) {
+            let req = match server.recv_request(Duration::from_millis(20)) {
+                Ok(r) => r,
+                Err(Error::Timeout) => continue,
+                Err(e) => panic!("{e}"),
+            };
+            let mut out = req.to_vec();
+            out.push(b'!');
+            let t = req.ticket();
+            drop(req);
+            server.reply(t, &out).unwrap();
+            n += 1;
+        }
+        n
+    });
+    (stop, h)
+}
+
+#[test]
+fn no_server_fails_at_once() {
+    let bus = Bus::new("none");
+    let e = Client::attach(&bus.0, "nobody").unwrap_err();
+    assert!(matches!(e, Error::NoServer { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "no server for service `nobody`: start one (for example `shmbus serve nobody --echo`)"
+    );
+    // A service whose server left: the segment stays, calls fail at once.
+    drop(Server::attach_with(&bus.0, "left", &small()).unwrap());
+    let mut c = Client::attach(&bus.0, "left").unwrap();
+    let e = c.call(b"x", T).unwrap_err();
+    assert!(matches!(e, Error::NoServer { .. }), "{e}");
+    assert_eq!(c.in_flight(), 0);
+}
+
+#[test]
+fn round_trips_text_binary_empty_and_max_size() {
+    let bus = Bus::new("rt");
+    let cfg = small();
+    let (stop, h) = echo_server(&bus.0, "echo", &cfg);
+    let mut c = Client::attach(&bus.0, "echo").unwrap();
+    assert_eq!(c.call(b"hello", T).unwrap(), b"hello!");
+    assert_eq!(c.call(b"", T).unwrap(), b"!");
+    let bin: Vec<u8> = (0..=255u8).collect();
+    let mut want = bin.clone();
+    want.push(b'!');
+    assert_eq!(c.call(&bin, T).unwrap(), want);
+    let e = c.call(&[0u8; 257], T).unwrap_err();
+    assert!(e.to_string().contains("max request size of 256"), "{e}");
+    let n = c.call_with(b"abc", T, |r| r.len()).unwrap();
+    assert_eq!(n, 4);
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(h.join().unwrap(), 4);
+}
+
+#[test]
+fn pipelined_calls_match_their_replies_and_the_limit_holds() {
+    let bus = Bus::new("pipe");
+    let cfg = small();
+    let (stop, h) = echo_server(&bus.0, "p", &cfg);
+    let mut c = Client::attach(&bus.0, "p").unwrap();
+    for round in 0..200u32 {
+        let tickets: Vec<_> = (0..4u32)
+            .map(|k| c.send_request(format!("{round}-{k}").as_bytes()).unwrap())
+            .collect();
+        if round == 0 {
+            let e = c.send_request(b"one too many").unwrap_err();
+            assert!(e.to_string().contains("in flight"), "{e}");
+        }
+        // Redeem out of order.
+        for (k, t) in tickets.into_iter().enumerate().rev() {
+            let r = c.recv_reply(t, T).unwrap();
+            assert_eq!(r, format!("{round}-{k}!").as_bytes());
+            assert!(c.recv_reply(t, T).is_err(), "a ticket redeems once");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+}
+
+#[test]
+fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
+    let bus = Bus::new("late");
+    let cfg = small();
+    let server = Server::attach_with(&bus.0, "slow", &cfg).unwrap();
+    let mut c = Client::attach(&bus.0, "slow").unwrap();
+    let t = c.send_request(b"a").unwrap();
+    assert!(matches!(
+        c.recv_reply(t, Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(c.try_recv_reply(t).unwrap(), None);
+    let req = server.recv_request(T).unwrap();
+    assert_eq!(&*req, b"a");
+    assert!(server.reply(req.ticket(), b"A").unwrap());
+    drop(req);
+    assert_eq!(c.recv_reply(t, T).unwrap(), b"A");
+    // Cancelled: the server's reply is dropped, the slot serves the next call.
+    let t = c.send_request(b"b").unwrap();
+    let req = server.recv_request(T).unwrap();
+    c.cancel(t).unwrap();
+    assert!(!server.reply(req.ticket(), b"B").unwrap());
+    drop(req);
+    // A call given up before any server took it is never handed out.
+    let e = c.call(b"c", Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e}");
+    assert!(server.try_recv_request().unwrap().is_none());
+    let t = c.send_request(b"d").unwrap();
+    let req = server.recv_request(T).unwrap();
+    assert_eq!(&*req, b"d");
+    assert!(server.reply(req.ticket(), b"D").unwrap());
+    drop(req);
+    assert_eq!(c.recv_reply(t, T).unwrap(), b"D");
+}
+
+#[test]
+fn a_server_dropped_with_a_call_unanswered_gives_server_gone() {
+    let bus = Bus::new("gone");
+    let cfg = small();
+    let server = Server::attach_with(&bus.0, "g", &cfg).unwrap();
+    let mut c = Client::attach(&bus.0, "g").unwrap();
+    let t = c.send_request(b"x").unwrap();
+    let req = server.recv_request(T).unwrap();
+    drop(req);
+    drop(server);
+    let e = c.recv_reply(t, T).unwrap_err();
+    assert!(matches!(e, Error::ServerGone { .. }), "{e}");
+}
+
+#[test]
+fn loaned_replies_and_error_replies() {
+    let bus = Bus::new("loan");
+    let cfg = small();
+    let server = Server::attach_with(&bus.0, "l", &cfg).unwrap();
+    let mut c = Client::attach(&bus.0, "l").unwrap();
+    let t1 = c.send_request(b"1").unwrap();
+    let t2 = c.send_request(b"2").unwrap();
+    let t3 = c.send_request(b"3").unwrap();
+    let r = server.recv_request(T).unwrap();
+    let mut loan = server.loan_reply(r.ticket(), 5).unwrap().unwrap();
+    loan.copy_from_slice(b"hello");
+    loan.truncate(4);
+    assert!(loan.commit());
+    drop(r);
+    let r = server.recv_request(T).unwrap();
+    server.reply_error(r.ticket(), "no such thing").unwrap();
+    drop(r);
+    let r = server.recv_request(T).unwrap();
+    let e = server.reply(r.ticket(), &[0; 301]).unwrap_err();
+    assert!(e.to_string().contains("max reply size of 300"), "{e}");
+    drop(server.loan_reply(r.ticket(), 3).unwrap().unwrap()); // dropped unfinished
+    drop(r);
+    assert_eq!(c.recv_reply(t1, T).unwrap(), b"hell");
+    let e = c.recv_reply(t2, T).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "service `l` answered with an error: no such thing"
+    );
+    let e = c.recv_reply(t3, T).unwrap_err();
+    assert!(
+        e.to_string().contains("dropped the reply unfinished"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_second_client_entry_is_refused_then_reused() {
+    let bus = Bus::new("limit");
+    let cfg = ServiceConfig {
+        max_clients: 1,
+        ..small()
+    };
+    let _server = Server::attach_with(&bus.0, "one", &cfg).unwrap();
+    let c = Client::attach(&bus.0, "one").unwrap();
+    let e = Client::attach(&bus.0, "one").unwrap_err();
+    assert!(
+        e.to_string().contains("all 1 clients entries are taken"),
+        "{e}"
+    );
+    assert_eq!(c.index(), 0);
+    drop(c);
+    assert_eq!(Client::attach(&bus.0, "one").unwrap().index(), 0);
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Add {
+    a: i64,
+    b: i64,
+    label: String,
+}
+
+#[test]
+fn typed_round_trip_and_a_malformed_request() {
+    let bus = Bus::new("typed");
+    let cfg = small();
+    let server: TypedServer<Add, (i64, String)> =
+        TypedServer::attach_with(&bus.0, "add", &cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let h = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            server
+                .serve_one(Duration::from_millis(20), |r| {
+                    (r.a + r.b, r.label.to_uppercase())
+                })
+                .unwrap();
+        }
+    });
+    let mut c: TypedClient<Add, (i64, String)> = TypedClient::attach(&bus.0, "add").unwrap();
+    let req = Add {
+        a: 40,
+        b: 2,
+        label: "sum".into(),
+    };
+    assert_eq!(c.call(&req, T).unwrap(), (42, "SUM".to_string()));
+    // Raw garbage: the server answers with an error, nobody panics.
+    let e = c.raw().call(&[0xff, 0xff, 0xff], T).unwrap_err();
+    assert!(matches!(e, Error::Remote { .. }), "{e}");
+    assert!(e.to_string().contains("cannot decode the request"), "{e}");
+    // A reply of the wrong type is a client-side decode error.
+    let mut wrong: TypedClient<Add, Vec<String>> =
+        TypedClient::from_client(Client::attach(&bus.0, "add").unwrap());
+    let e = wrong.call(&req, T).unwrap_err();
+    assert!(matches!(e, Error::BadMessage { .. }), "{e}");
+    // Too large to encode.
+    let big = Add {
+        a: 1,
+        b: 2,
+        label: "x".repeat(300),
+    };
+    let e = c.call(&big, T).unwrap_err();
+    assert!(e.to_string().contains("max request size"), "{e}");
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+}
+
+#[test]
+fn stats_and_listing_see_the_service() {
+    let bus = Bus::new("stats");
+    let cfg = small();
+    let (stop, h) = echo_server(&bus.0, "a/b", &cfg);
+    let mut c = Client::attach(&bus.0, "a/b").unwrap();
+    c.call(b"x", T).unwrap();
+    assert_eq!(
+        crate::service::list_bus_services(&bus.0).unwrap(),
+        vec!["a/b".to_string()]
+    );
+    assert!(crate::list_bus_topics(&bus.0).unwrap().is_empty());
+    let s = crate::service::service_stats(&bus.0, "a/b").unwrap();
+    assert_eq!((s.servers, s.clients, s.calls, s.replies), (1, 1, 1, 1));
+    assert!(s.server_stats[0].alive && s.client_stats[0].alive);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    crate::service::remove_service(&bus.0, "a/b").unwrap();
+    assert!(crate::service::list_bus_services(&bus.0)
+        .unwrap()
+        .is_empty());
+}
