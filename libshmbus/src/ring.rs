@@ -402,9 +402,9 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
                 fence(Ordering::Release);
                 return Ok(());
             }
-            continue;
-        }
-        if stamp::seq(st) >= seq && st != 0 {
+            // The stamp changed under us: a round like any other below, so
+            // a process rewriting it cannot keep us past our deadline.
+        } else if stamp::seq(st) >= seq && st != 0 {
             // Only we may write `seq`, and nothing later can precede us.
             return Err(Error::corrupt(
                 m.segment_name(),
