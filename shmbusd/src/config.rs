@@ -430,6 +430,26 @@ mod tests {
         assert_eq!(c.topics[1].1.capacity, 64);
     }
 
+    /// The example in the operations guide, so the guide stays true.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("a toml block in the guide") + 8;
+        let example = &doc[start..][..doc[start..].find("```").unwrap()];
+        // Every key and type is right...
+        let file: File = toml::from_str(example).unwrap();
+        assert_eq!((file.topic.len(), file.access.len()), (2, 2));
+        // ...and with names that every system has, it resolves completely.
+        let resolvable = example
+            .replace("\"robots\"", "0")
+            .replace("\"vision\"", "0");
+        let c = parse(&resolvable).unwrap();
+        assert_eq!(c.reap_interval, Duration::from_millis(250));
+        assert_eq!(c.topics[0].0, "sensors/imu");
+        assert_eq!(c.topics[1].1.max_msg_size, 8 << 20);
+        assert_eq!(c.socket_group.as_ref().map(|g| g.gid), Some(0));
+    }
+
     #[test]
     fn errors_name_file_line_and_key() {
         let e = parse("[daemon]\nauto_create = true\nreap_intervall_ms = 5\n").unwrap_err();
