@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::baselines::{futex, mqueue, ring, spin, stream};
 use crate::control::Control;
 use crate::region::SharedRegion;
-use crate::baselines::{futex, mqueue, spin, stream};
 use crate::{affinity, shmbus_cases};
 
 /// Environment variable that turns a process into a benchmark child; its
@@ -93,6 +93,19 @@ pub enum Role {
         /// Unmeasured leading messages.
         warmup: u64,
     },
+    /// Receive `total` messages from a bare shared-memory ring (copy floor).
+    RingSink {
+        /// `shm_open` name of the ring's slots.
+        data: String,
+        /// Message (and slot) size.
+        size: usize,
+        /// Slots in the ring.
+        slots: u64,
+        /// Messages.
+        total: u64,
+        /// Unmeasured leading messages.
+        warmup: u64,
+    },
     /// A shmbus role (see `shmbus_cases`).
     Shmbus(shmbus_cases::ShmbusRole),
 }
@@ -116,8 +129,9 @@ pub fn run_child_if_requested() {
 }
 
 fn child_main(raw: &str) -> Result<(), String> {
-    let spec: ChildSpec = serde_json::from_str(raw)
-        .map_err(|e| format!("bad {CHILD_ENV} value ({e}); this variable is for the benchmark's own use"))?;
+    let spec: ChildSpec = serde_json::from_str(raw).map_err(|e| {
+        format!("bad {CHILD_ENV} value ({e}); this variable is for the benchmark's own use")
+    })?;
     // Die with the parent: a child spinning on a line nobody will ever
     // write again would otherwise burn a core forever.
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
@@ -157,6 +171,13 @@ fn child_main(raw: &str) -> Result<(), String> {
             total,
             warmup,
         } => mqueue::sink_child(control, spec.index, &queue, size, total, warmup),
+        Role::RingSink {
+            data,
+            size,
+            slots,
+            total,
+            warmup,
+        } => ring::sink_child(control, spec.index, &data, size, slots, total, warmup),
         Role::Shmbus(role) => shmbus_cases::child(control, spec.index, role),
     }
 }

@@ -67,7 +67,10 @@ impl Control {
 
     /// The control block at the start of `region`.
     pub fn of(region: &SharedRegion) -> &Control {
-        assert!(region.len() >= Self::SIZE, "shared region too small for the control block");
+        assert!(
+            region.len() >= Self::SIZE,
+            "shared region too small for the control block"
+        );
         // SAFETY: the mapping is page aligned (more than Control's 128-byte
         // alignment), at least SIZE bytes long (checked above), zero-filled by
         // ftruncate and only ever accessed through atomics, for which all-zero

@@ -8,7 +8,8 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Group {
-    /// The floors: raw spin ping-pong, raw futex ping-pong, memcpy.
+    /// The floors: raw spin ping-pong, raw futex ping-pong, memcpy, bare
+    /// shared-memory ring.
     Floors,
     /// The kernel's message passing: pipe, Unix socket, POSIX mqueue.
     Kernel,
@@ -22,7 +23,13 @@ pub enum Group {
 
 impl Group {
     /// Every group, in report order.
-    pub const ALL: [Group; 5] = [Group::Floors, Group::Kernel, Group::Latency, Group::Throughput, Group::Fanout];
+    pub const ALL: [Group; 5] = [
+        Group::Floors,
+        Group::Kernel,
+        Group::Latency,
+        Group::Throughput,
+        Group::Fanout,
+    ];
 }
 
 /// Options of one benchmark run.
@@ -48,7 +55,9 @@ impl BenchOptions {
 
     /// Repeats per case after defaults.
     pub fn repeats(&self) -> u32 {
-        self.repeats.unwrap_or(if self.quick { 1 } else { 3 }).max(1)
+        self.repeats
+            .unwrap_or(if self.quick { 1 } else { 3 })
+            .max(1)
     }
 }
 

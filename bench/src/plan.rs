@@ -6,6 +6,7 @@
 
 use crate::baselines::stream::StreamKind;
 use crate::options::{BenchOptions, Group};
+use crate::shmbus_cases::fanout::FanOutMode;
 use crate::shmbus_cases::Wait;
 
 /// One KiB.
@@ -22,6 +23,8 @@ pub enum CaseKind {
     FutexFloor,
     /// Single-thread memcpy.
     Memcpy,
+    /// Stream through a bare shared-memory ring (copy in, copy out).
+    RingFloor,
     /// Ping-pong over a pipe or Unix socket.
     StreamLatency(StreamKind),
     /// Stream over a pipe or Unix socket.
@@ -41,6 +44,8 @@ pub enum CaseKind {
     ShmbusFanOut {
         /// N.
         subscribers: usize,
+        /// How the subscribers wait.
+        mode: FanOutMode,
     },
 }
 
@@ -66,8 +71,6 @@ pub struct CaseDef {
 
 /// Subscriber counts of the fan-out.
 pub const FANOUT_SUBSCRIBERS: [usize; 5] = [1, 2, 4, 8, 16];
-/// Wait strategy of fan-out subscribers (they share one core).
-pub const FANOUT_WAIT: Wait = Wait::Park;
 
 /// Stable ids of the cases the targets compare.
 pub mod ids {
@@ -77,6 +80,10 @@ pub mod ids {
     pub const FUTEX_FLOOR: &str = "floor/futex";
     /// memcpy 1 MiB.
     pub const MEMCPY: &str = "floor/memcpy/1048576";
+    /// Bare shared-memory ring stream of `size`-byte messages.
+    pub fn ring(size: usize) -> String {
+        format!("floor/ring/{size}")
+    }
     /// Unix socket 64 B stream.
     pub const UNIX_TPUT_64: &str = "unix/throughput/64";
     /// Unix socket 64 B ping-pong.
@@ -91,10 +98,18 @@ pub mod ids {
     pub const SHMBUS_COPY_1M: &str = "shmbus/throughput/copy/1048576";
     /// shmbus zero-copy 1 MiB stream.
     pub const SHMBUS_ZC_1M: &str = "shmbus/throughput/zero-copy/1048576";
-    /// shmbus fan-out to N subscribers.
+    /// shmbus fan-out to N subscribers that poll (the judged series).
     pub fn fanout(n: usize) -> String {
-        format!("shmbus/fanout/{n}")
+        fanout_mode(FanOutMode::Poll, n)
     }
+    /// shmbus fan-out to N subscribers waiting in `mode`.
+    pub fn fanout_mode(mode: FanOutMode, n: usize) -> String {
+        match mode {
+            FanOutMode::Poll => format!("shmbus/fanout/{n}"),
+            FanOutMode::Park => format!("shmbus/fanout-park/{n}"),
+        }
+    }
+    use crate::shmbus_cases::fanout::FanOutMode;
 }
 
 /// Iteration budgets before `--quick` scaling.
@@ -111,27 +126,66 @@ pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
         sleep_latency: 30_000 / div,
     };
     let mut out = Vec::new();
-    let mut add = |id: String, group: Group, label: String, size: usize, kind: CaseKind, iters: u64| {
-        let iters = iters.max(10);
-        out.push(CaseDef {
-            id,
-            group,
-            label,
-            size,
-            kind,
-            warmup: (iters / 10).max(2),
-            iters,
-        });
-    };
+    let mut add =
+        |id: String, group: Group, label: String, size: usize, kind: CaseKind, iters: u64| {
+            let iters = iters.max(10);
+            out.push(CaseDef {
+                id,
+                group,
+                label,
+                size,
+                kind,
+                warmup: (iters / 10).max(2),
+                iters,
+            });
+        };
     if opts.wants(Group::Floors) {
-        add(ids::SPIN_FLOOR.into(), Group::Floors, "floor: spin, 1 line".into(), 8, CaseKind::SpinFloor, b.spin_latency);
-        add(ids::FUTEX_FLOOR.into(), Group::Floors, "floor: futex wake".into(), 4, CaseKind::FutexFloor, b.sleep_latency);
-        add(ids::MEMCPY.into(), Group::Floors, "memcpy, 1 thread".into(), MIB, CaseKind::Memcpy, 3_000 / div);
+        add(
+            ids::SPIN_FLOOR.into(),
+            Group::Floors,
+            "floor: spin, 1 line".into(),
+            8,
+            CaseKind::SpinFloor,
+            b.spin_latency,
+        );
+        add(
+            ids::FUTEX_FLOOR.into(),
+            Group::Floors,
+            "floor: futex wake".into(),
+            4,
+            CaseKind::FutexFloor,
+            b.sleep_latency,
+        );
+        add(
+            ids::MEMCPY.into(),
+            Group::Floors,
+            "memcpy, 1 thread".into(),
+            MIB,
+            CaseKind::Memcpy,
+            3_000 / div,
+        );
+        for size in [64, 4 * KIB, MIB] {
+            add(
+                ids::ring(size),
+                Group::Floors,
+                "floor: shm ring, 2 copies".into(),
+                size,
+                CaseKind::RingFloor,
+                shmbus_messages(size) / div,
+            );
+        }
     }
     if opts.wants(Group::Kernel) {
         for kind in [StreamKind::Pipe, StreamKind::UnixSocket] {
             let key = stream_key(kind);
-            add(format!("{key}/latency/64"), Group::Kernel, kind.name().into(), 64, CaseKind::StreamLatency(kind), b.sleep_latency);
+            add(
+                format!("{key}/latency/64"),
+                Group::Kernel,
+                kind.name().into(),
+                64,
+                CaseKind::StreamLatency(kind),
+                b.sleep_latency,
+            );
             for size in [64, 4 * KIB, MIB] {
                 add(
                     format!("{key}/throughput/{size}"),
@@ -143,15 +197,33 @@ pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
                 );
             }
         }
-        add("mq/latency/64".into(), Group::Kernel, "posix mq".into(), 64, CaseKind::MqLatency, b.sleep_latency);
+        add(
+            "mq/latency/64".into(),
+            Group::Kernel,
+            "posix mq".into(),
+            64,
+            CaseKind::MqLatency,
+            b.sleep_latency,
+        );
         for size in [64, 4 * KIB] {
-            add(format!("mq/throughput/{size}"), Group::Kernel, "posix mq".into(), size, CaseKind::MqThroughput, kernel_messages(size) / div);
+            add(
+                format!("mq/throughput/{size}"),
+                Group::Kernel,
+                "posix mq".into(),
+                size,
+                CaseKind::MqThroughput,
+                kernel_messages(size) / div,
+            );
         }
     }
     if opts.wants(Group::Latency) {
         for size in [64, 4 * KIB] {
             for wait in [Wait::Spin, Wait::SpinThenPark, Wait::Park] {
-                let iters = if wait == Wait::Park { b.sleep_latency } else { b.spin_latency };
+                let iters = if wait == Wait::Park {
+                    b.sleep_latency
+                } else {
+                    b.spin_latency
+                };
                 add(
                     format!("shmbus/latency/{}/{size}", wait.name()),
                     Group::Latency,
@@ -179,15 +251,20 @@ pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
         }
     }
     if opts.wants(Group::Fanout) {
-        for n in FANOUT_SUBSCRIBERS {
-            add(
-                ids::fanout(n),
-                Group::Fanout,
-                format!("shmbus 1 -> {n}"),
-                crate::shmbus_cases::fanout::SIZE,
-                CaseKind::ShmbusFanOut { subscribers: n },
-                200 / div,
-            );
+        for mode in FanOutMode::ALL {
+            for n in FANOUT_SUBSCRIBERS {
+                add(
+                    ids::fanout_mode(mode, n),
+                    Group::Fanout,
+                    format!("shmbus 1 -> {n}, {}", mode.name()),
+                    crate::shmbus_cases::fanout::SIZE,
+                    CaseKind::ShmbusFanOut {
+                        subscribers: n,
+                        mode,
+                    },
+                    200 / div,
+                );
+            }
         }
     }
     out

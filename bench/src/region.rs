@@ -47,7 +47,9 @@ impl SharedRegion {
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
             Mode::S_IRUSR | Mode::S_IWUSR,
         )
-        .map_err(|e| format!("cannot create shared memory {name}: {e} (is /dev/shm mounted and writable?)"))?;
+        .map_err(|e| {
+            format!("cannot create shared memory {name}: {e} (is /dev/shm mounted and writable?)")
+        })?;
         cleanup::register(Resource::ShmRegion(name.clone()));
         let len = len.max(1).next_multiple_of(page_size());
         let unlink_on_error = |e: String| {
@@ -55,8 +57,11 @@ impl SharedRegion {
             cleanup::unregister(&Resource::ShmRegion(name.clone()));
             e
         };
-        ftruncate(&fd, len as libc::off_t)
-            .map_err(|e| unlink_on_error(format!("cannot size shared memory {name} to {len} bytes: {e}")))?;
+        ftruncate(&fd, len as libc::off_t).map_err(|e| {
+            unlink_on_error(format!(
+                "cannot size shared memory {name} to {len} bytes: {e}"
+            ))
+        })?;
         let ptr = map(&fd, len).map_err(|e| unlink_on_error(format!("cannot map {name}: {e}")))?;
         Ok(SharedRegion {
             name,
@@ -70,7 +75,9 @@ impl SharedRegion {
     pub fn open(name: &str) -> Result<SharedRegion, String> {
         let fd = shm_open(name, OFlag::O_RDWR, Mode::empty())
             .map_err(|e| format!("cannot open shared memory {name}: {e}"))?;
-        let len = fstat(fd.as_raw_fd()).map_err(|e| format!("cannot stat {name}: {e}"))?.st_size as usize;
+        let len = fstat(fd.as_raw_fd())
+            .map_err(|e| format!("cannot stat {name}: {e}"))?
+            .st_size as usize;
         let ptr = map(&fd, len).map_err(|e| format!("cannot map {name}: {e}"))?;
         Ok(SharedRegion {
             name: name.to_string(),

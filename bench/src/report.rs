@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::affinity::CorePair;
 use crate::options::{BenchOptions, Group};
 use crate::plan::{ids, CaseDef, CaseKind, MIB};
-use crate::shmbus_cases::Wait;
 use crate::stats::{median, min_max, LatencySummary, Sample};
 use crate::targets::{self, Verdict};
 
@@ -23,6 +22,10 @@ pub struct Machine {
     pub cpus: usize,
     /// Kernel release.
     pub kernel: String,
+    /// 1-minute load average when the report was built (`/proc/loadavg`):
+    /// other work on a shared machine competes with the pinned processes,
+    /// and a load above zero means the figures include that noise.
+    pub load_avg_1m: Option<f64>,
     /// Core of the measuring (parent) process, if pinned.
     pub parent_core: Option<usize>,
     /// Core of the child processes, if pinned.
@@ -99,7 +102,11 @@ pub struct Report {
 
 impl Report {
     /// Summarises raw samples into rows, ratios and verdicts.
-    pub fn build(opts: &BenchOptions, cores: Option<CorePair>, results: Vec<(CaseDef, Vec<Sample>)>) -> Report {
+    pub fn build(
+        opts: &BenchOptions,
+        cores: Option<CorePair>,
+        results: Vec<(CaseDef, Vec<Sample>)>,
+    ) -> Report {
         let mut rows: Vec<Row> = results.iter().map(|(c, s)| summarise(c, s)).collect();
         let snapshot = rows.clone();
         for row in &mut rows {
@@ -139,7 +146,14 @@ impl Report {
             (Some(p), Some(c)) => format!("parent on core {p}, children on core {c}"),
             _ => "NOT pinned (one core available): spinning cases time-slice".into(),
         };
-        let _ = writeln!(s, "shmbus-bench: {} ({} CPUs, Linux {}), {pin}", m.cpu, m.cpus, m.kernel);
+        let load = m
+            .load_avg_1m
+            .map_or("unknown".into(), |l| format!("{l:.2}"));
+        let _ = writeln!(
+            s,
+            "shmbus-bench: {} ({} CPUs, Linux {}, load average {load} at the end), {pin}",
+            m.cpu, m.cpus, m.kernel
+        );
         let _ = writeln!(
             s,
             "{} repeat(s) per case; figures are medians over repeats, range = min-max of the headline figure{}",
@@ -161,7 +175,10 @@ impl Report {
         if rows.is_empty() {
             return;
         }
-        let _ = writeln!(s, "\nLatency, one-way (round trip / 2), ping-pong between two processes");
+        let _ = writeln!(
+            s,
+            "\nLatency, one-way (round trip / 2), ping-pong between two processes"
+        );
         let _ = writeln!(
             s,
             "  {:<24} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}  {:<19} vs",
@@ -194,7 +211,10 @@ impl Report {
         if rows.is_empty() {
             return;
         }
-        let _ = writeln!(s, "\nThroughput, 1 publisher -> 1 subscriber (measured at the receiver)");
+        let _ = writeln!(
+            s,
+            "\nThroughput, 1 publisher -> 1 subscriber (measured at the receiver)"
+        );
         let _ = writeln!(
             s,
             "  {:<24} {:>6} {:>11} {:>11}  {:<23} vs",
@@ -219,19 +239,19 @@ impl Report {
     }
 
     fn fanout_section(&self, s: &mut String) {
-        let rows: Vec<&Row> = self.rows.iter().filter(|r| r.publish_ns.is_some()).collect();
+        let rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.publish_ns.is_some())
+            .collect();
         if rows.is_empty() {
             return;
         }
         let _ = writeln!(
             s,
-            "\nFan-out, 1 publisher -> N subscribers, {} B, subscribers {} on one shared core",
+            "\nFan-out, 1 publisher -> N subscribers, {} B, all subscribers on one shared core\n  \
+             (poll: try_recv + sched_yield when empty, never asleep; park: blocking recv, Park strategy)",
             crate::shmbus_cases::fanout::SIZE,
-            match crate::plan::FANOUT_WAIT {
-                Wait::Spin => "spinning",
-                Wait::SpinThenPark => "spinning then parking",
-                Wait::Park => "parking",
-            }
         );
         let _ = writeln!(
             s,
@@ -269,12 +289,24 @@ impl Machine {
             .unwrap_or_else(|_| "unknown".into());
         Machine {
             cpu,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpus: online_cpus(),
+            load_avg_1m: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok())),
             kernel,
             parent_core: cores.map(|c| c.parent),
             child_core: cores.map(|c| c.child),
         }
     }
+}
+
+/// CPUs online on the machine (`nproc --all`-like). Not
+/// `available_parallelism`: the run has pinned this process to one core by
+/// the time the report is built.
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }
 
 /// Medians over repeats and the range of the headline figure.
@@ -293,7 +325,8 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
         range: None,
         versus: Vec::new(),
     };
-    let pick = |f: &dyn Fn(&Sample) -> Option<f64>| -> Vec<f64> { samples.iter().filter_map(f).collect() };
+    let pick =
+        |f: &dyn Fn(&Sample) -> Option<f64>| -> Vec<f64> { samples.iter().filter_map(f).collect() };
     let spread = |of: &'static str, v: &[f64]| {
         (v.len() > 1).then(|| {
             let (min, max) = min_max(v);
@@ -334,7 +367,8 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
                 })
                 .collect();
             if !lat.is_empty() {
-                let m = |f: fn(&LatencySummary) -> f64| median(&lat.iter().map(f).collect::<Vec<_>>());
+                let m =
+                    |f: fn(&LatencySummary) -> f64| median(&lat.iter().map(f).collect::<Vec<_>>());
                 row.latency = Some(LatencySummary {
                     p50_ns: m(|l| l.p50_ns),
                     p90_ns: m(|l| l.p90_ns),
@@ -375,31 +409,78 @@ fn comparisons(row: &Row, all: &[Row]) -> Vec<Versus> {
     };
     let p50 = |r: &Row| r.latency.map(|l| l.p50_ns);
     if row.id.starts_with("shmbus/latency/") {
-        let floor = if row.id.contains("/park/") { (ids::FUTEX_FLOOR, "futex floor") } else { (ids::SPIN_FLOOR, "spin floor") };
+        let floor = if row.id.contains("/park/") {
+            (ids::FUTEX_FLOOR, "futex floor")
+        } else {
+            (ids::SPIN_FLOOR, "spin floor")
+        };
         let mine = p50(row);
         for (id, name) in [floor, (ids::UNIX_LAT_64, "unix socket")] {
-            push(id, name, find(id).and_then(p50).and_then(|b| mine.map(|m| m / b)));
+            push(
+                id,
+                name,
+                find(id).and_then(p50).and_then(|b| mine.map(|m| m / b)),
+            );
         }
     } else if row.id.starts_with("shmbus/throughput/") {
         let mine = row.msgs_per_sec;
-        for (key, name) in [("unix", "unix socket"), ("pipe", "pipe"), ("mq", "posix mq")] {
+        for (key, name) in [
+            ("unix", "unix socket"),
+            ("pipe", "pipe"),
+            ("mq", "posix mq"),
+        ] {
             let id = format!("{key}/throughput/{}", row.size);
-            push(&id, name, find(&id).and_then(|b| b.msgs_per_sec).and_then(|b| mine.map(|m| m / b)));
+            push(
+                &id,
+                name,
+                find(&id)
+                    .and_then(|b| b.msgs_per_sec)
+                    .and_then(|b| mine.map(|m| m / b)),
+            );
         }
+        let ring = ids::ring(row.size);
+        push(
+            &ring,
+            "shm ring",
+            find(&ring)
+                .and_then(|b| b.msgs_per_sec)
+                .and_then(|b| mine.map(|m| m / b)),
+        );
         if row.size == MIB {
             let bw = find(ids::MEMCPY).and_then(|b| b.mib_per_sec);
-            push(ids::MEMCPY, "memcpy", bw.and_then(|b| row.mib_per_sec.map(|m| m / b)));
+            push(
+                ids::MEMCPY,
+                "memcpy",
+                bw.and_then(|b| row.mib_per_sec.map(|m| m / b)),
+            );
         }
         if row.id.contains("/zero-copy/") {
             let id = row.id.replace("/zero-copy/", "/copy/");
-            push(&id, "copy path", find(&id).and_then(|b| b.msgs_per_sec).and_then(|b| mine.map(|m| m / b)));
+            push(
+                &id,
+                "copy path",
+                find(&id)
+                    .and_then(|b| b.msgs_per_sec)
+                    .and_then(|b| mine.map(|m| m / b)),
+            );
         }
-    } else if row.id.starts_with("shmbus/fanout/") && row.id != ids::fanout(1) {
-        let one = ids::fanout(1);
+    } else if let Some(one) = fanout_base(&row.id).filter(|one| *one != row.id) {
         let base = find(&one).and_then(|b| b.publish_ns);
-        push(&one, "1 sub", base.and_then(|b| row.publish_ns.map(|m| m / b)));
+        push(
+            &one,
+            "1 sub",
+            base.and_then(|b| row.publish_ns.map(|m| m / b)),
+        );
     }
     out
+}
+
+/// The 1-subscriber row of the fan-out series `id` belongs to.
+fn fanout_base(id: &str) -> Option<String> {
+    let (series, _n) = id.rsplit_once('/')?;
+    series
+        .starts_with("shmbus/fanout")
+        .then(|| format!("{series}/1"))
 }
 
 fn versus_text(r: &Row) -> String {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::affinity::{self, SavedAffinity};
-use crate::baselines::{futex, memcpy, mqueue, spin, stream};
+use crate::baselines::{futex, memcpy, mqueue, ring, spin, stream};
 use crate::cleanup::{self, Resource, BUS_PREFIX};
 use crate::options::BenchOptions;
-use crate::plan::{self, CaseDef, CaseKind, FANOUT_WAIT};
+use crate::plan::{self, CaseDef, CaseKind};
 use crate::report::Report;
 use crate::shmbus_cases::fanout::{self, FanOutPlan};
 use crate::shmbus_cases::{latency, throughput};
@@ -45,16 +45,32 @@ pub fn run(opts: &BenchOptions) -> Result<Report, String> {
         cores,
         deadline: CASE_DEADLINE,
     };
-    let bus = format!("{BUS_PREFIX}{}", std::process::id());
-    cleanup::register(Resource::Bus(bus.clone()));
+    let bus = BusGuard::new(format!("{BUS_PREFIX}{}", std::process::id()));
     let repeats = opts.repeats();
     let bar = progress_bar(opts.progress, cases.len() as u64 * u64::from(repeats));
-    let outcome = run_all(&ctx, &bus, &cases, repeats, &bar);
+    let outcome = run_all(&ctx, &bus.0, &cases, repeats, &bar);
     bar.finish_and_clear();
-    let _ = shmbus::remove_bus_segments(&bus);
-    cleanup::unregister(&Resource::Bus(bus));
+    drop(bus);
     let results = outcome?;
     Ok(Report::build(opts, cores, results))
+}
+
+/// The run's private bus: every segment on it is removed when the guard
+/// drops, on success, on error and on a panic unwinding through the run.
+struct BusGuard(String);
+
+impl BusGuard {
+    fn new(bus: String) -> BusGuard {
+        cleanup::register(Resource::Bus(bus.clone()));
+        BusGuard(bus)
+    }
+}
+
+impl Drop for BusGuard {
+    fn drop(&mut self) {
+        let _ = shmbus::remove_bus_segments(&self.0);
+        cleanup::unregister(&Resource::Bus(self.0.clone()));
+    }
 }
 
 fn run_all(
@@ -66,7 +82,11 @@ fn run_all(
 ) -> Result<Vec<(CaseDef, Vec<Sample>)>, String> {
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
-        bar.set_message(format!("{} {}", case.label, crate::report::size_label(case.size)));
+        bar.set_message(format!(
+            "{} {}",
+            case.label,
+            crate::report::size_label(case.size)
+        ));
         let mut samples = Vec::with_capacity(repeats as usize);
         for _ in 0..repeats {
             let sample = run_case(ctx, bus, case).map_err(|e| format!("case {}: {e}", case.id))?;
@@ -84,20 +104,23 @@ fn run_case(ctx: &Ctx, bus: &str, c: &CaseDef) -> Result<Sample, String> {
         CaseKind::SpinFloor => spin::run(ctx, c.warmup, c.iters),
         CaseKind::FutexFloor => futex::run(ctx, c.warmup, c.iters),
         CaseKind::Memcpy => memcpy::run(c.size, c.warmup, c.iters),
+        CaseKind::RingFloor => ring::run(ctx, c.size, c.warmup, c.iters),
         CaseKind::StreamLatency(k) => stream::run_pingpong(ctx, k, c.size, c.warmup, c.iters),
         CaseKind::StreamThroughput(k) => stream::run_throughput(ctx, k, c.size, c.warmup, c.iters),
         CaseKind::MqLatency => mqueue::run_pingpong(ctx, c.size, c.warmup, c.iters),
         CaseKind::MqThroughput => mqueue::run_throughput(ctx, c.size, c.warmup, c.iters),
         CaseKind::ShmbusLatency(wait) => latency::run(ctx, bus, wait, c.size, c.warmup, c.iters),
-        CaseKind::ShmbusThroughput { zero_copy } => throughput::run(ctx, bus, c.size, zero_copy, c.warmup, c.iters),
-        CaseKind::ShmbusFanOut { subscribers } => {
+        CaseKind::ShmbusThroughput { zero_copy } => {
+            throughput::run(ctx, bus, c.size, zero_copy, c.warmup, c.iters)
+        }
+        CaseKind::ShmbusFanOut { subscribers, mode } => {
             let stream = c.iters * FANOUT_STREAM_PER_BURST;
             fanout::run(
                 ctx,
                 bus,
                 &FanOutPlan {
                     subscribers,
-                    wait: FANOUT_WAIT,
+                    mode,
                     bursts: c.iters,
                     stream_warmup: stream / 10,
                     stream_measured: stream,

@@ -47,7 +47,10 @@ impl Session {
     /// child core) and returns once all of them have called `mark_ready`.
     pub fn start(ctx: &Ctx, label: &str, roles: Vec<Role>) -> Result<Session, String> {
         if roles.len() > MAX_CHILDREN {
-            return Err(format!("case {label} wants {} children, at most {MAX_CHILDREN}", roles.len()));
+            return Err(format!(
+                "case {label} wants {} children, at most {MAX_CHILDREN}",
+                roles.len()
+            ));
         }
         let region = SharedRegion::create(Control::SIZE)?;
         let exe = std::env::current_exe()
@@ -71,7 +74,8 @@ impl Session {
                 cpu: ctx.cores.map(|c| c.child),
                 role,
             };
-            let json = serde_json::to_string(&spec).map_err(|e| format!("cannot encode child spec: {e}"))?;
+            let json = serde_json::to_string(&spec)
+                .map_err(|e| format!("cannot encode child spec: {e}"))?;
             let mut child = Command::new(&exe)
                 .env(CHILD_ENV, json)
                 .stdin(Stdio::null())
@@ -114,7 +118,10 @@ impl Session {
                 .unwrap_or_else(|e| e.into_inner());
             if !*done {
                 for pid in &pids {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
                 abort_run(&format!(
                     "case `{label}` did not finish within {} s: one side stopped making progress (a lost wake-up?)",
@@ -142,9 +149,15 @@ impl Session {
         self.finishing.store(true, Ordering::Release);
         let mut first_error = None;
         for w in std::mem::take(&mut self.waiters) {
-            let status = w.join().map_err(|_| "a child watcher thread panicked".to_string())?;
+            let status = w
+                .join()
+                .map_err(|_| "a child watcher thread panicked".to_string())?;
             if !matches!(&status, Ok(s) if s.success()) && first_error.is_none() {
-                first_error = Some(format!("the child process of case `{}` failed ({})", self.label, describe(&status)));
+                first_error = Some(format!(
+                    "the child process of case `{}` failed ({})",
+                    self.label,
+                    describe(&status)
+                ));
             }
         }
         self.stop_deadline();
@@ -155,7 +168,10 @@ impl Session {
     pub fn abandon(mut self) {
         self.finishing.store(true, Ordering::Release);
         for pid in &self.pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         for w in std::mem::take(&mut self.waiters) {
             let _ = w.join();
@@ -180,7 +196,10 @@ impl Drop for Session {
         if !self.waiters.is_empty() {
             self.finishing.store(true, Ordering::Release);
             for pid in &self.pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             for w in std::mem::take(&mut self.waiters) {
                 let _ = w.join();

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::plan::ids;
 use crate::report::{fmt_mib, fmt_ns, fmt_rate, fmt_ratio, Row};
+use crate::shmbus_cases::fanout::FanOutMode;
 
 /// How a ratio is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -23,7 +24,7 @@ pub enum Bound {
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
     /// Short key (`spin-latency`, `park-latency`, `small-throughput`,
-    /// `large-copy`, `zero-copy`, `fanout-publish`).
+    /// `large-copy`, `zero-copy`, `fanout-publish`, `fanout-publish-parked`).
     pub key: &'static str,
     /// The target in words.
     pub target: &'static str,
@@ -101,7 +102,13 @@ pub fn evaluate(rows: &[Row]) -> Vec<Verdict> {
             rate(ids::UNIX_TPUT_64),
             Bound::AtLeast,
             10.0,
-            |a, b| format!("shmbus {} msgs/s vs unix socket {} msgs/s", fmt_rate(a), fmt_rate(b)),
+            |a, b| {
+                format!(
+                    "shmbus {} msgs/s vs unix socket {} msgs/s",
+                    fmt_rate(a),
+                    fmt_rate(b)
+                )
+            },
             "needs --only kernel,throughput",
         ),
         judge(
@@ -121,14 +128,30 @@ pub fn evaluate(rows: &[Row]) -> Vec<Verdict> {
             mib(ids::SHMBUS_COPY_1M),
             Bound::AtLeast,
             1.0,
-            |a, b| format!("zero-copy {} MiB/s vs copy {} MiB/s", fmt_mib(a), fmt_mib(b)),
+            |a, b| {
+                format!(
+                    "zero-copy {} MiB/s vs copy {} MiB/s",
+                    fmt_mib(a),
+                    fmt_mib(b)
+                )
+            },
             "needs --only throughput",
         ),
         judge(
             "fanout-publish",
-            "publish cost with 16 keeping-up subscribers vs 1",
+            "publish cost with 16 keeping-up (polling) subscribers vs 1",
             publish(&fan16),
             publish(&fan1),
+            Bound::AtMost,
+            1.3,
+            |a, b| format!("{} per send with 16 vs {} with 1", fmt_ns(a), fmt_ns(b)),
+            "needs --only fanout",
+        ),
+        judge(
+            "fanout-publish-parked",
+            "publish cost with 16 parked subscribers vs 1 (wake-ups included)",
+            publish(&ids::fanout_mode(FanOutMode::Park, 16)),
+            publish(&ids::fanout_mode(FanOutMode::Park, 1)),
             Bound::AtMost,
             1.3,
             |a, b| format!("{} per send with 16 vs {} with 1", fmt_ns(a), fmt_ns(b)),

@@ -57,7 +57,11 @@ impl Queue {
             ));
         }
         cleanup::register(Resource::Mqueue(name.clone()));
-        Ok(Queue { name, mqd, owner: true })
+        Ok(Queue {
+            name,
+            mqd,
+            owner: true,
+        })
     }
 
     fn open(name: &str) -> Result<Queue, String> {
@@ -65,7 +69,10 @@ impl Queue {
         // SAFETY: `cname` is NUL-terminated; no O_CREAT, so no variadic args.
         let mqd = unsafe { libc::mq_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
         if mqd < 0 {
-            return Err(format!("mq_open({name}) failed: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "mq_open({name}) failed: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(Queue {
             name: name.to_string(),
@@ -92,7 +99,14 @@ impl Queue {
     fn receive(&self, buf: &mut [u8]) -> Result<usize, String> {
         loop {
             // SAFETY: `buf` is a live writable buffer of the given length.
-            let r = unsafe { libc::mq_receive(self.mqd, buf.as_mut_ptr().cast(), buf.len(), std::ptr::null_mut()) };
+            let r = unsafe {
+                libc::mq_receive(
+                    self.mqd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    std::ptr::null_mut(),
+                )
+            };
             if r >= 0 {
                 return Ok(r as usize);
             }
@@ -148,7 +162,13 @@ pub fn run_pingpong(ctx: &Ctx, size: usize, warmup: u64, iters: u64) -> Result<S
 }
 
 /// Child side of the ping-pong.
-pub fn pong_child(control: &Control, request: &str, reply: &str, size: usize, total: u64) -> Result<(), String> {
+pub fn pong_child(
+    control: &Control,
+    request: &str,
+    reply: &str,
+    size: usize,
+    total: u64,
+) -> Result<(), String> {
     let request = Queue::open(request)?;
     let reply = Queue::open(reply)?;
     control.mark_ready();
@@ -162,7 +182,12 @@ pub fn pong_child(control: &Control, request: &str, reply: &str, size: usize, to
 
 /// Stream of `warmup + measured` messages through one queue: messages per
 /// second at the receiver.
-pub fn run_throughput(ctx: &Ctx, size: usize, warmup: u64, measured: u64) -> Result<Sample, String> {
+pub fn run_throughput(
+    ctx: &Ctx,
+    size: usize,
+    warmup: u64,
+    measured: u64,
+) -> Result<Sample, String> {
     let total = warmup + measured;
     let queue = Queue::create(size)?;
     let role = Role::MqSink {
@@ -184,7 +209,14 @@ pub fn run_throughput(ctx: &Ctx, size: usize, warmup: u64, measured: u64) -> Res
 }
 
 /// Child side of the stream.
-pub fn sink_child(control: &Control, index: usize, queue: &str, size: usize, total: u64, warmup: u64) -> Result<(), String> {
+pub fn sink_child(
+    control: &Control,
+    index: usize,
+    queue: &str,
+    size: usize,
+    total: u64,
+    warmup: u64,
+) -> Result<(), String> {
     let queue = Queue::open(queue)?;
     control.mark_ready();
     let mut buf = vec![0u8; size];
@@ -199,6 +231,8 @@ pub fn sink_child(control: &Control, index: usize, queue: &str, size: usize, tot
         }
     }
     let last = now_ns();
-    control.result(index).finish(first_ns, last, total - warmup - 1);
+    control
+        .result(index)
+        .finish(first_ns, last, total - warmup - 1);
     Ok(())
 }

@@ -47,23 +47,38 @@ struct Channel {
 fn channel(kind: StreamKind, to_child: bool) -> Result<Channel, String> {
     let (a, b) = match kind {
         StreamKind::Pipe => {
-            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2 failed: {e}"))?;
+            let (r, w) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2 failed: {e}"))?;
             if to_child {
                 (w, r)
             } else {
                 (r, w)
             }
         }
-        StreamKind::UnixSocket => socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| format!("socketpair failed: {e}"))?,
+        StreamKind::UnixSocket => socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| format!("socketpair failed: {e}"))?,
     };
     fcntl(b.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
         .map_err(|e| format!("cannot make a descriptor inheritable: {e}"))?;
-    Ok(Channel { parent: a, child: b })
+    Ok(Channel {
+        parent: a,
+        child: b,
+    })
 }
 
 /// Ping-pong of `size`-byte messages: one-way latency.
-pub fn run_pingpong(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, iters: u64) -> Result<Sample, String> {
+pub fn run_pingpong(
+    ctx: &Ctx,
+    kind: StreamKind,
+    size: usize,
+    warmup: u64,
+    iters: u64,
+) -> Result<Sample, String> {
     let total = warmup + iters;
     let (parent_w, parent_r, role, child_fds) = match kind {
         StreamKind::Pipe => {
@@ -75,7 +90,12 @@ pub fn run_pingpong(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, iters
                 size,
                 total,
             };
-            (File::from(down.parent), File::from(up.parent), role, vec![down.child, up.child])
+            (
+                File::from(down.parent),
+                File::from(up.parent),
+                role,
+                vec![down.child, up.child],
+            )
         }
         StreamKind::UnixSocket => {
             let both = channel(kind, true)?;
@@ -113,20 +133,36 @@ pub fn run_pingpong(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, iters
 }
 
 /// Child side of the ping-pong: echo `total` messages.
-pub fn pong_child(control: &Control, read_fd: i32, write_fd: i32, size: usize, total: u64) -> Result<(), String> {
+pub fn pong_child(
+    control: &Control,
+    read_fd: i32,
+    write_fd: i32,
+    size: usize,
+    total: u64,
+) -> Result<(), String> {
     let (reader, writer) = inherited_pair(read_fd, write_fd)?;
     control.mark_ready();
     let mut buf = vec![0u8; size];
     for _ in 0..total {
-        (&reader).read_exact(&mut buf).map_err(|e| format!("echo read failed: {e}"))?;
-        (&writer).write_all(&buf).map_err(|e| format!("echo write failed: {e}"))?;
+        (&reader)
+            .read_exact(&mut buf)
+            .map_err(|e| format!("echo read failed: {e}"))?;
+        (&writer)
+            .write_all(&buf)
+            .map_err(|e| format!("echo write failed: {e}"))?;
     }
     Ok(())
 }
 
 /// Stream of `warmup + measured` messages of `size` bytes from parent to
 /// child: messages per second at the receiver.
-pub fn run_throughput(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, measured: u64) -> Result<Sample, String> {
+pub fn run_throughput(
+    ctx: &Ctx,
+    kind: StreamKind,
+    size: usize,
+    warmup: u64,
+    measured: u64,
+) -> Result<Sample, String> {
     let total = warmup + measured;
     let ch = channel(kind, true)?;
     let role = Role::FdSink {
@@ -141,7 +177,9 @@ pub fn run_throughput(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, mea
     let mut msg = vec![0x5Au8; size];
     for i in 0..total {
         msg[..8.min(size)].copy_from_slice(&i.to_le_bytes()[..8.min(size)]);
-        (&writer).write_all(&msg).map_err(|e| format!("{} write failed: {e}", kind.name()))?;
+        (&writer)
+            .write_all(&msg)
+            .map_err(|e| format!("{} write failed: {e}", kind.name()))?;
     }
     session.wait_results(1);
     let rate = session.control().result(0).rate()?;
@@ -151,7 +189,14 @@ pub fn run_throughput(ctx: &Ctx, kind: StreamKind, size: usize, warmup: u64, mea
 
 /// Child side of the stream: read until `total` whole messages arrived,
 /// timing from the end of message `warmup` to the end of the last one.
-pub fn sink_child(control: &Control, index: usize, read_fd: i32, size: usize, total: u64, warmup: u64) -> Result<(), String> {
+pub fn sink_child(
+    control: &Control,
+    index: usize,
+    read_fd: i32,
+    size: usize,
+    total: u64,
+    warmup: u64,
+) -> Result<(), String> {
     // SAFETY: the parent passed us this descriptor, open and inheritable,
     // for our exclusive use; we own it from here on.
     let reader = File::from(unsafe { OwnedFd::from_raw_fd(read_fd) });
@@ -161,7 +206,9 @@ pub fn sink_child(control: &Control, index: usize, read_fd: i32, size: usize, to
     let mut bytes = 0u64;
     let mut first: Option<(u64, u64)> = None;
     while bytes < want {
-        let n = (&reader).read(&mut buf).map_err(|e| format!("stream read failed: {e}"))?;
+        let n = (&reader)
+            .read(&mut buf)
+            .map_err(|e| format!("stream read failed: {e}"))?;
         if n == 0 {
             return Err(format!("stream closed after {bytes} of {want} bytes"));
         }
@@ -173,7 +220,9 @@ pub fn sink_child(control: &Control, index: usize, read_fd: i32, size: usize, to
     }
     let last = now_ns();
     let (first_ns, first_count) = first.unwrap_or((last, total));
-    control.result(index).finish(first_ns, last, total - first_count);
+    control
+        .result(index)
+        .finish(first_ns, last, total - first_count);
     Ok(())
 }
 

@@ -1,7 +1,15 @@
 //! shmbus fan-out: one publisher, N subscriber processes (N = 1..16), 64-byte
 //! messages. The publisher has its own core; all subscribers share the other
-//! one (a two-core machine cannot give each a core), so they wait with a
-//! parking strategy instead of spinning against each other.
+//! one (a two-core machine cannot give each a core), so none of them may
+//! busy-spin in the library's `Spin` strategy: a spinner would hold the core
+//! for a whole time slice while the others wait. Two ways to share the core,
+//! each its own series of cases ([`FanOutMode`]):
+//! * *poll* — each subscriber polls with `try_recv` and `sched_yield`s the
+//!   core when the ring is empty. It never sleeps in the kernel, so the
+//!   publisher never has a wake-up to pay: this isolates the cost of the
+//!   publish path itself as subscribers are added (the SPEC target).
+//! * *park* — each subscriber blocks in `recv` with the `Park` strategy, as
+//!   an idle consumer should. The publisher then pays the futex wake-ups.
 //!
 //! Two phases in one run:
 //! 1. *publish cost*: bursts of [`BURST`] messages, timed around the `send`
@@ -34,13 +42,44 @@ pub const BURST: u64 = 64;
 /// Ring slots.
 const CAPACITY: u64 = 1024;
 
+/// How the subscribers of a fan-out wait (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanOutMode {
+    /// `try_recv`, `sched_yield` when empty: never asleep in the kernel.
+    Poll,
+    /// Blocking `recv` with the `Park` strategy.
+    Park,
+}
+
+impl FanOutMode {
+    /// Both, in report order.
+    pub const ALL: [FanOutMode; 2] = [FanOutMode::Poll, FanOutMode::Park];
+
+    /// Name in the report and in case ids (`shmbus/fanout-<name>/<n>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FanOutMode::Poll => "poll",
+            FanOutMode::Park => "park",
+        }
+    }
+
+    /// The subscribers' library wait strategy (unused by `Poll`, which never
+    /// blocks in the library).
+    pub fn wait(self) -> Wait {
+        match self {
+            FanOutMode::Poll => Wait::Spin,
+            FanOutMode::Park => Wait::Park,
+        }
+    }
+}
+
 /// How much of each phase to run.
 #[derive(Clone, Copy, Debug)]
 pub struct FanOutPlan {
     /// Subscriber processes.
     pub subscribers: usize,
-    /// Subscriber wait strategy.
-    pub wait: Wait,
+    /// How the subscribers wait.
+    pub mode: FanOutMode,
     /// Timed bursts of phase 1 (after one untimed warm-up burst).
     pub bursts: u64,
     /// Unmeasured leading messages of phase 2.
@@ -59,19 +98,20 @@ pub fn run(ctx: &Ctx, bus: &str, plan: &FanOutPlan) -> Result<Sample, String> {
             Role::Shmbus(ShmbusRole::Sink {
                 bus: bus.to_string(),
                 topic: topic.name().to_string(),
-                wait: plan.wait,
+                wait: plan.mode.wait(),
                 size: SIZE,
                 total,
                 warmup: phase1 + plan.stream_warmup,
                 zero_copy: false,
                 progress: true,
+                yield_when_empty: plan.mode == FanOutMode::Poll,
             })
         })
         .collect();
     let session = Session::start(ctx, &format!("shmbus fan-out x{}", plan.subscribers), roles)?;
     let control = session.control();
-    let mut publisher =
-        Publisher::attach(bus, topic.name()).map_err(|e| format!("cannot publish on {}: {e}", topic.name()))?;
+    let mut publisher = Publisher::attach(bus, topic.name())
+        .map_err(|e| format!("cannot publish on {}: {e}", topic.name()))?;
     publisher.set_wait_strategy(Wait::SpinThenPark.strategy());
 
     let mut costs = Vec::with_capacity(plan.bursts as usize);
@@ -87,7 +127,9 @@ pub fn run(ctx: &Ctx, bus: &str, plan: &FanOutPlan) -> Result<Sample, String> {
         // SYNC POINT: Acquire pairs with the subscribers' Release of
         // `progress`. Sleeping (not spinning) here keeps this core's reads
         // off the subscribers' lines while they work.
-        while (0..plan.subscribers).any(|k| control.result(k).progress.load(Ordering::Acquire) < sent) {
+        while (0..plan.subscribers)
+            .any(|k| control.result(k).progress.load(Ordering::Acquire) < sent)
+        {
             std::thread::sleep(Duration::from_micros(20));
         }
     }

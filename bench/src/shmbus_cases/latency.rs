@@ -17,7 +17,14 @@ use crate::supervisor::{Ctx, Session};
 const CAPACITY: u64 = 64;
 
 /// Runs `warmup + iters` round trips of `size`-byte messages.
-pub fn run(ctx: &Ctx, bus: &str, wait: Wait, size: usize, warmup: u64, iters: u64) -> Result<Sample, String> {
+pub fn run(
+    ctx: &Ctx,
+    bus: &str,
+    wait: Wait,
+    size: usize,
+    warmup: u64,
+    iters: u64,
+) -> Result<Sample, String> {
     let total = warmup + iters;
     let ping = BenchTopic::create(bus, "ping", CAPACITY, size)?;
     let pong = BenchTopic::create(bus, "pong", CAPACITY, size)?;
@@ -39,7 +46,8 @@ pub fn run(ctx: &Ctx, bus: &str, wait: Wait, size: usize, warmup: u64, iters: u6
         total,
     });
     let session = Session::start(ctx, &format!("shmbus latency {}", wait.name()), vec![role])?;
-    let mut pings = Publisher::attach(bus, ping.name()).map_err(|e| format!("cannot publish on {}: {e}", ping.name()))?;
+    let mut pings = Publisher::attach(bus, ping.name())
+        .map_err(|e| format!("cannot publish on {}: {e}", ping.name()))?;
     pings.set_wait_strategy(wait.strategy());
     let mut msg = vec![0xA5u8; size];
     let mut rec = RttRecorder::new();
@@ -50,7 +58,10 @@ pub fn run(ctx: &Ctx, bus: &str, wait: Wait, size: usize, warmup: u64, iters: u6
         let reply = replies.recv().map_err(|e| format!("recv failed: {e}"))?;
         let t1 = now_ns();
         if reply.data.len() != size || read_stamp(reply.data) != Some(i) {
-            return Err(format!("pong {i} came back wrong ({} bytes)", reply.data.len()));
+            return Err(format!(
+                "pong {i} came back wrong ({} bytes)",
+                reply.data.len()
+            ));
         }
         if i >= warmup {
             rec.record(t1 - t0);
@@ -61,7 +72,14 @@ pub fn run(ctx: &Ctx, bus: &str, wait: Wait, size: usize, warmup: u64, iters: u6
 }
 
 /// Child side: echo every ping as a pong.
-pub fn pong_child(control: &Control, bus: &str, ping: &str, pong: &str, wait: Wait, total: u64) -> Result<(), String> {
+pub fn pong_child(
+    control: &Control,
+    bus: &str,
+    ping: &str,
+    pong: &str,
+    wait: Wait,
+    total: u64,
+) -> Result<(), String> {
     let mut pings = Subscriber::attach(
         bus,
         ping,
@@ -71,12 +89,15 @@ pub fn pong_child(control: &Control, bus: &str, ping: &str, pong: &str, wait: Wa
         },
     )
     .map_err(|e| format!("cannot subscribe to {ping}: {e}"))?;
-    let mut pongs = Publisher::attach(bus, pong).map_err(|e| format!("cannot publish on {pong}: {e}"))?;
+    let mut pongs =
+        Publisher::attach(bus, pong).map_err(|e| format!("cannot publish on {pong}: {e}"))?;
     pongs.set_wait_strategy(wait.strategy());
     control.mark_ready();
     for _ in 0..total {
         let m = pings.recv().map_err(|e| format!("recv failed: {e}"))?;
-        pongs.send(m.data).map_err(|e| format!("send failed: {e}"))?;
+        pongs
+            .send(m.data)
+            .map_err(|e| format!("send failed: {e}"))?;
     }
     Ok(())
 }

@@ -83,6 +83,9 @@ pub enum ShmbusRole {
         /// Store the received count after every message (fan-out bursts
         /// need it to know when every subscriber caught up).
         progress: bool,
+        /// Poll with `try_recv` and `sched_yield` when nothing is there,
+        /// instead of a blocking receive (fan-out on a shared core).
+        yield_when_empty: bool,
     },
 }
 
@@ -105,6 +108,7 @@ pub fn child(control: &Control, index: usize, role: ShmbusRole) -> Result<(), St
             warmup,
             zero_copy,
             progress,
+            yield_when_empty,
         } => throughput::sink_child(
             control,
             index,
@@ -117,6 +121,7 @@ pub fn child(control: &Control, index: usize, role: ShmbusRole) -> Result<(), St
                 warmup,
                 zero_copy,
                 progress,
+                yield_when_empty,
             },
         ),
     }
@@ -132,5 +137,6 @@ pub fn stamp(buf: &mut [u8], index: u64) {
 /// Reads back what [`stamp`] wrote; `None` if the message is too short.
 #[inline]
 pub fn read_stamp(buf: &[u8]) -> Option<u64> {
-    buf.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    buf.get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }

@@ -14,7 +14,12 @@ pub struct BenchTopic {
 impl BenchTopic {
     /// Creates `<kind>-<n>` on `bus` with a `block` ring of `capacity` slots
     /// of `max_msg_size` bytes (every case wants every message delivered).
-    pub fn create(bus: &str, kind: &str, capacity: u64, max_msg_size: usize) -> Result<BenchTopic, String> {
+    pub fn create(
+        bus: &str,
+        kind: &str,
+        capacity: u64,
+        max_msg_size: usize,
+    ) -> Result<BenchTopic, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("{kind}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let cfg = TopicConfig {
