@@ -20,7 +20,8 @@
 //! holds no connection between calls: it is `Send + Sync`, starts no thread,
 //! and a daemon restart between two calls is invisible to it.
 
-use std::io::{self, Write};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,7 +254,7 @@ impl Bus {
             MAX_REQUEST_LEN,
         )?;
         let mut stream = self.dial()?;
-        let sent = stream.write_all(&frame);
+        let sent = send_all(&stream, &frame);
         // A daemon that refuses the connection (too many clients) writes its
         // error and closes before reading: prefer its reply to EPIPE.
         let reply = match self.read_reply(&mut stream) {
@@ -340,6 +341,37 @@ impl Bus {
     }
 }
 
+/// Writes all of `buf` with `MSG_NOSIGNAL`: a daemon that closed the
+/// connection (busy, shutting down) must give this process `EPIPE`, never a
+/// SIGPIPE that would kill a host program that did not ignore it.
+fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a live slice of `buf.len()` readable bytes and
+        // the descriptor belongs to `stream` for the whole call.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        // 0 < n <= buf.len().
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
 fn unexpected(op: &str, body: &ReplyBody) -> Error {
     let kind = match body {
         ReplyBody::Hello { .. } => "hello",
@@ -356,7 +388,7 @@ fn unexpected(op: &str, body: &ReplyBody) -> Error {
 mod tests {
     use super::*;
     use crate::control::LEN_PREFIX;
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
 
     fn assert_send_sync<T: Send + Sync>() {}
@@ -459,6 +491,45 @@ mod tests {
         );
         handle.join().unwrap();
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn writing_to_a_closed_daemon_connection_is_epipe_not_sigpipe() {
+        // In a child with SIGPIPE at its default action (the test harness
+        // ignores it): a plain write to a closed peer would kill it.
+        // SAFETY: the child calls only async-signal-safe functions
+        // (signal, socketpair via std, close, send, _exit), so forking a
+        // multi-threaded test process is sound.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: restoring the default action of SIGPIPE, and
+                // unblocking it in case the forking thread had it blocked.
+                unsafe {
+                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGPIPE);
+                    libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                }
+                let code = match UnixStream::pair() {
+                    Ok((a, b)) => {
+                        drop(b);
+                        match send_all(&a, b"request") {
+                            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => 0,
+                            _ => 1,
+                        }
+                    }
+                    Err(_) => 2,
+                };
+                // SAFETY: leaving the child without running the parent's
+                // atexit handlers or destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]
