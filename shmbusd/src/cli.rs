@@ -14,10 +14,21 @@ use clap::Parser;
 /// Signals: SIGTERM/SIGINT shut down (topics are closed and removed),
 /// SIGHUP reloads the config file, SIGUSR1 logs a stats snapshot.
 #[derive(Debug, Parser)]
-#[command(name = "shmbusd", version, about, long_about)]
+#[command(
+    name = "shmbusd",
+    version,
+    about,
+    long_about,
+    after_help = "Examples:\n  shmbusd\n  shmbusd --bus robot --config /etc/shmbus/robot.toml\n  shmbusd --bus robot --clean\n\nExit status: 0 after SIGTERM/SIGINT (or a successful --clean/--check-config), 1 when it cannot start or run, 2 for a bad command line.\nOperations guide: docs/operations.md."
+)]
 pub struct Args {
     /// Bus to serve ([A-Za-z0-9_-]{1,32}).
-    #[arg(long, env = "SHMBUS_BUS", default_value = shmbus::names::DEFAULT_BUS)]
+    #[arg(
+        long,
+        env = "SHMBUS_BUS",
+        default_value = shmbus::names::DEFAULT_BUS,
+        value_name = "NAME"
+    )]
     pub bus: String,
 
     /// TOML config file (every key optional; see docs/operations.md). Without
