@@ -75,6 +75,9 @@ impl Client {
         let mut m = MappedService::open(bus, name)?.ok_or_else(|| Error::NoServer {
             service: name.to_string(),
         })?;
+        // Servers that died unreaped would make the first call wait a tick
+        // before `NoServer`; one liveness probe per server here instead.
+        m.reap_dead_servers();
         let index = m.acquire_entry(Role::Client)?;
         let cfg = m.config().clone();
         let n = cfg.max_in_flight;
