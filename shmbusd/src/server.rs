@@ -125,9 +125,13 @@ impl Server {
         }
     }
 
-    /// The periodic work: reap dead clients, close stalled connections,
-    /// retry a stalled accept.
+    /// The periodic work: forget topics whose segments vanished, reap dead
+    /// clients, close stalled connections, retry a stalled accept.
     fn tick(&mut self, now: Instant) {
+        if self.daemon.topics.drop_vanished() > 0 {
+            // Topics the config lists come back at once.
+            self.daemon.create_config_topics();
+        }
         self.daemon.topics.reap();
         let (request_timeout, idle_timeout) = (
             self.daemon.config.request_timeout,

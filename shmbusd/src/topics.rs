@@ -194,6 +194,37 @@ impl Topics {
         }
     }
 
+    /// Closes and forgets every topic whose segment files were removed from
+    /// `/dev/shm` behind the daemon's back (systemd-logind's `RemoveIPC` at
+    /// logout, an `rm`), and returns how many. Attached clients still share
+    /// the unlinked memory, but no new client could join them: closing wakes
+    /// them with `Closed`, and the next open creates the topic afresh.
+    pub fn drop_vanished(&mut self) -> usize {
+        let vanished: Vec<String> = self
+            .owners
+            .keys()
+            .filter(|name| {
+                [Part::Data, Part::Subs].iter().any(|part| {
+                    let path = shm_path(&self.bus, name, *part);
+                    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                })
+            })
+            .cloned()
+            .collect();
+        for name in &vanished {
+            if let Some(owner) = self.owners.remove(name) {
+                tracing::warn!(
+                    "topic `{name}`: its segments were removed from /dev/shm by someone else (systemd-logind RemoveIPC?); closing it, the next open creates it afresh"
+                );
+                owner.close();
+                if let Err(e) = owner.unlink() {
+                    tracing::warn!("cannot remove what is left of topic `{name}`: {e}");
+                }
+            }
+        }
+        vanished.len()
+    }
+
     /// Gives the files of every topic the permissions `perms` computes (after
     /// a reload changed the access rules).
     pub fn reapply_perms(&self, perms: impl Fn(&str) -> SegmentPerms) {
@@ -207,7 +238,7 @@ impl Topics {
     /// changed by path.
     fn apply_perms(&self, topic: &str, perms: &SegmentPerms) {
         for (part, mode) in [(Part::Data, perms.data_mode), (Part::Subs, perms.subs_mode)] {
-            let path = PathBuf::from("/dev/shm").join(segment_name(&self.bus, topic, part));
+            let path = shm_path(&self.bus, topic, part);
             let gid = perms.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw());
             let res = nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(gid)))
                 .map_err(std::io::Error::from)
@@ -269,4 +300,9 @@ impl Topics {
             }
         }
     }
+}
+
+/// Where POSIX shared memory puts a segment on Linux.
+fn shm_path(bus: &str, topic: &str, part: Part) -> PathBuf {
+    PathBuf::from("/dev/shm").join(segment_name(bus, topic, part))
 }

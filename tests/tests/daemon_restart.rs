@@ -165,3 +165,41 @@ fn restart_removes_segments_that_fail_validation_or_belong_to_no_topic() {
     let out = bus.cli().args(["pub", "bad", "fresh"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn segments_removed_behind_the_daemons_back_close_the_topic_and_it_comes_back() {
+    let mut bus = TestBus::new("vanish");
+    let config = bus.dir().join("shmbusd.toml");
+    std::fs::write(&config, "[[topic]]\nname = \"listed\"\ncapacity = 8\n").unwrap();
+    let log = bus.start_daemon_logged(&["--config", config.to_str().unwrap()]);
+    let out = bus.cli().args(["pub", "adhoc", "old"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut sub = bus
+        .cli()
+        .args(["sub", "adhoc"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn shmbus sub");
+    bus.wait_subscribers("adhoc", 1);
+
+    // What systemd-logind's RemoveIPC does at logout.
+    for f in bus.shm_files() {
+        std::fs::remove_file(std::path::Path::new("/dev/shm").join(f)).unwrap();
+    }
+    let line = wait_for_line(&log, "removed from /dev/shm by someone else", WAIT)
+        .expect("vanished segments not noticed");
+    assert!(line.contains("topic `"), "{line}");
+    // The stranded subscriber is told the topic is closed.
+    let status = wait_exit(&mut sub, WAIT);
+    assert!(status.success(), "shmbus sub: {status}");
+    // The config's topic is back at once; the other on its next open.
+    let listed = segment_name(&bus.name, "listed", Part::Data);
+    assert!(shmbus_tests::wait_until(WAIT, || bus
+        .shm_files()
+        .contains(&listed)));
+    let out = bus.cli().args(["pub", "adhoc", "new"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let info = bus.client().topics().unwrap();
+    let adhoc = info.iter().find(|t| t.topic == "adhoc").expect("adhoc");
+    assert_eq!(adhoc.published, 1, "not a fresh topic: {adhoc:?}");
+}
