@@ -358,6 +358,7 @@ impl Client {
                             }
                             Ok(None)
                         },
+                        || true,
                     )
                 }
             }
@@ -428,7 +429,9 @@ impl Client {
                         // left, nobody will ever answer.
                         m.reap_dead_servers();
                         if m.servers() == 0 && reply::cancel(rs, corr) == reply::Cancel::Freed {
-                            return Ok(Some(Seen::Lost));
+                            return Err(Error::NoServer {
+                                service: m.service().to_string(),
+                            });
                         }
                     }
                     other => return Ok(Some(other)),
@@ -443,13 +446,18 @@ impl Client {
                 &e.waiting,
                 poll,
                 tick,
+                || true,
             )
         };
         let seen = match seen {
             Ok(s) => s,
             Err(err) => {
-                // Timeout or signal: the call stays in flight, unless the
-                // tick cancelled it (handled as `Lost` below).
+                if matches!(err, Error::NoServer { .. }) {
+                    // The tick gave the call up: nobody is left to answer.
+                    self.pending[ticket.slot as usize] = None;
+                    self.free.push(ticket.slot);
+                }
+                // Timeout or signal: the call stays in flight.
                 return Err(err);
             }
         };
@@ -487,20 +495,11 @@ impl Client {
                     service: m.service().to_string(),
                 })
             }
-            // The tick gave the call up (no server left), or the word was
-            // overwritten by someone breaking the protocol.
-            Seen::Lost | Seen::Waiting { .. } => {
-                if m.servers() == 0 {
-                    Err(Error::NoServer {
-                        service: m.service().to_string(),
-                    })
-                } else {
-                    Err(Error::corrupt(
-                        m.service(),
-                        format!("the reply slot of call {corr} was overwritten"),
-                    ))
-                }
-            }
+            // The word was overwritten by someone breaking the protocol.
+            Seen::Lost | Seen::Waiting { .. } => Err(Error::corrupt(
+                m.service(),
+                format!("the reply slot of call {corr} was overwritten"),
+            )),
         };
         reply::release(rs);
         self.pending[slot as usize] = None;

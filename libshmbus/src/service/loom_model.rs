@@ -87,12 +87,16 @@ fn take(q: &HeapQueue, server: u32) -> Option<(u64, u32)> {
     }
 }
 
+/// Records that request `v` was taken, asserting it was not before.
+fn once(seen: &AtomicU32, v: u32) {
+    let before = seen.fetch_or(v, Ordering::Relaxed);
+    assert_eq!(before & v, 0, "request {v} taken twice");
+}
+
 #[test]
-fn loom_service_queue_two_producers_two_consumers() {
-    // Capacity 2 and three requests: one put before the threads start, so
-    // one producer's put races the consumers' frees of a full queue, while
-    // the two consumers race for the same cells. Each consumer takes one
-    // request; the main thread takes the last after the joins.
+fn loom_service_queue_two_producers_race_a_consumer() {
+    // Capacity 2 holding one request: two producers race for the last cell
+    // and for the one a consumer frees meanwhile.
     model(|| {
         let q = Arc::new(HeapQueue::new(2));
         put(&q, 0, 4);
@@ -105,30 +109,59 @@ fn loom_service_queue_two_producers_two_consumers() {
                 })
             })
             .collect();
+        let consumer = {
+            let q = Arc::clone(&q);
+            let seen = Arc::clone(&seen);
+            thread::spawn(move || {
+                let (pos, v) = take(&q, 0).expect("a request was queued first");
+                once(&seen, v);
+                assert!(queue::free(&*q, pos, 0, state::TAKEN));
+            })
+        };
+        for t in producers.into_iter().chain([consumer]) {
+            t.join().unwrap();
+        }
+        while let Some((pos, v)) = take(&q, 1) {
+            once(&seen, v);
+            assert!(queue::free(&*q, pos, 1, state::TAKEN));
+        }
+        assert_eq!(seen.load(Ordering::Relaxed), 4 | 1 | 2);
+    });
+}
+
+#[test]
+fn loom_service_queue_two_consumers_race_a_producer() {
+    // A full queue of two: two consumers race for the requests while a
+    // producer waits for a cell to come free and reuses it.
+    model(|| {
+        let q = Arc::new(HeapQueue::new(2));
+        put(&q, 0, 1);
+        put(&q, 0, 2);
+        let seen = Arc::new(AtomicU32::new(0));
         let consumers: Vec<_> = (0..2u32)
             .map(|s| {
                 let q = Arc::clone(&q);
                 let seen = Arc::clone(&seen);
-                thread::spawn(move || loop {
-                    if let Some((pos, v)) = take(&q, s) {
-                        // Exactly once: each value's bit is set once.
-                        let before = seen.fetch_or(v, Ordering::Relaxed);
-                        assert_eq!(before & v, 0, "request {v} taken twice");
-                        assert!(queue::free(&*q, pos, s, state::TAKEN));
-                        return;
-                    }
-                    thread::yield_now();
+                thread::spawn(move || {
+                    let (pos, v) = take(&q, s).expect("two requests for two consumers");
+                    once(&seen, v);
+                    assert!(queue::free(&*q, pos, s, state::TAKEN));
                 })
             })
             .collect();
-        for t in producers.into_iter().chain(consumers) {
+        let producer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                put(&q, 1, 4);
+            })
+        };
+        for t in consumers.into_iter().chain([producer]) {
             t.join().unwrap();
         }
         let (_, v) = take(&q, 0).expect("the third request is queued");
-        let before = seen.fetch_or(v, Ordering::Relaxed);
-        assert_eq!(before & v, 0, "request {v} taken twice");
-        assert_eq!(seen.load(Ordering::Relaxed), 4 | 1 | 2);
+        once(&seen, v);
         assert_eq!(take(&q, 0), None);
+        assert_eq!(seen.load(Ordering::Relaxed), 1 | 2 | 4);
     });
 }
 

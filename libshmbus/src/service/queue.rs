@@ -421,7 +421,7 @@ pub(crate) mod tests {
         let q = HeapQueue::new(4);
         for (i, c) in q.cells.iter().enumerate() {
             c.stamp
-                .store(0xdead_beef_0000_0000 ^ i as u64 * 77, Ordering::Relaxed);
+                .store(0xdead_beef_0000_0000 ^ (i as u64 * 77), Ordering::Relaxed);
         }
         q.enq.store(u64::MAX - 3, Ordering::Relaxed);
         q.deq.store(u64::MAX - 1, Ordering::Relaxed);

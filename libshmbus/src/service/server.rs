@@ -199,6 +199,9 @@ impl Server {
                 }
                 Ok(None)
             },
+            // Only a request being written at the head can hold us up; an
+            // empty queue needs no watching.
+            || queue::state_of(self.blocker.get()) == queue::state::WRITING,
         )
     }
 

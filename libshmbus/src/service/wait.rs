@@ -45,7 +45,10 @@ pub(crate) fn deadline_after(timeout: Duration) -> Deadline {
 }
 
 /// Waits until `poll` yields a value. `tick` runs about every [`TICK`]
-/// (liveness checks; it may end the wait with a value or an error). `ec` is
+/// (liveness checks; it may end the wait with a value or an error) while
+/// `watch()` says the waiter depends on somebody's liveness; otherwise a
+/// park sleeps until woken or the deadline (an idle server costs nothing).
+/// `ec` is
 /// the event count whose notifications mean "poll again"; `flag` is the
 /// caller's "I am announced on `ec`" word in its entry, so a reclaimer can
 /// withdraw the announcement if the caller dies asleep.
@@ -56,6 +59,7 @@ pub(crate) fn wait_for<T>(
     flag: &AtomicU32,
     mut poll: impl FnMut() -> Result<Option<T>>,
     mut tick: impl FnMut() -> Result<Option<T>>,
+    watch: impl Fn() -> bool,
 ) -> Result<T> {
     if let Some(v) = poll()? {
         return Ok(v);
@@ -93,10 +97,14 @@ pub(crate) fn wait_for<T>(
             }
             continue;
         }
-        let nap = next_tick
-            .saturating_duration_since(now)
-            .max(Duration::from_millis(1));
-        let nap = left.map_or(nap, |l| l.min(nap));
+        let nap = if watch() {
+            let nap = next_tick
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            Some(left.map_or(nap, |l| l.min(nap)))
+        } else {
+            left
+        };
         // Announce, re-check, sleep: see `EventCount` for why no wake-up is
         // lost; the flag lets a reclaimer withdraw us if we die asleep.
         let key = ec.prepare();
@@ -107,7 +115,7 @@ pub(crate) fn wait_for<T>(
             Ok(None) => None,
         };
         let woke = if outcome.is_none() {
-            ec.wait(key, Some(nap))
+            ec.wait(key, nap)
         } else {
             WaitOutcome::Woken
         };
