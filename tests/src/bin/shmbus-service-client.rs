@@ -15,6 +15,8 @@
 //! shmbus-service-client call  BUS NAME TAG COUNT DEPTH  COUNT calls, DEPTH pipelined; print a JSON summary
 //! shmbus-service-client call-one BUS NAME TIMEOUT_MS    one call; print "ok" or the error's kind
 //! shmbus-service-client flood BUS NAME N                send N requests, print "sent N", never receive
+//! shmbus-service-client latency BUS NAME N SPIN         N sequential 16-byte calls (SPIN=1: busy-spin
+//!                                                       waits); print the round trip's p50 and p99 in ns
 //! ```
 
 use std::io::Write;
@@ -55,6 +57,7 @@ fn main() {
         "call" => call(arg(1), arg(2), num(3), num(4), num(5) as usize),
         "call-one" => call_one(arg(1), arg(2), num(3)),
         "flood" => flood(arg(1), arg(2), num(3)),
+        "latency" => latency(arg(1), arg(2), num(3), num(4) != 0),
         other => {
             eprintln!("shmbus-service-client: unknown mode `{other}`");
             std::process::exit(2)
@@ -106,7 +109,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 fn serve(bus: &str, name: &str, id: u32, max_clients: u32) -> shmbus::Result<()> {
-    let server = Server::attach_with(bus, name, &config(max_clients))?;
+    let mut server = Server::attach_with(bus, name, &config(max_clients))?;
+    if std::env::var_os("SHMBUS_TEST_SPIN").is_some() {
+        server.set_wait_strategy(shmbus::WaitStrategy::Spin);
+    }
     say("ready");
     let mut out = [0u8; 28];
     server.serve(|req| {
@@ -203,4 +209,22 @@ fn flood(bus: &str, name: &str, n: u64) -> shmbus::Result<()> {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+fn latency(bus: &str, name: &str, n: u64, spin: bool) -> shmbus::Result<()> {
+    let mut client = Client::attach(bus, name)?;
+    if spin {
+        client.set_wait_strategy(shmbus::WaitStrategy::Spin);
+    }
+    let req = [7u8; 16];
+    let mut ns: Vec<u64> = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        client.call_with(&req, Duration::from_secs(60), |_| ())?;
+        ns.push(t.elapsed().as_nanos() as u64);
+    }
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize];
+    say(&format!("calls {n} p50_ns {} p99_ns {}", at(0.5), at(0.99)));
+    Ok(())
 }
