@@ -88,7 +88,11 @@ impl TestBus {
     /// answers. The daemon's stderr goes to the test's stderr.
     pub fn start_daemon_with(&mut self, args: &[&str]) -> &mut Child {
         assert!(self.daemon.is_none(), "daemon already started");
-        let child = self.daemon_command().args(args).spawn().expect("spawn shmbusd");
+        let child = self
+            .daemon_command()
+            .args(args)
+            .spawn()
+            .expect("spawn shmbusd");
         self.daemon = Some(child);
         self.wait_ready();
         self.daemon.as_mut().unwrap()
