@@ -48,7 +48,11 @@ const IN_USE: u8 = 1;
 const POISONED: u8 = 2;
 
 /// The checked part of every handle, holding a `T`.
+///
+/// `repr(C)` puts the tag first in every kind of handle, so checking a
+/// pointer to the wrong kind reads only its first four bytes.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Handle<T> {
     tag: AtomicU32,
     state: AtomicU8,
