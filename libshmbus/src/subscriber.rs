@@ -212,7 +212,11 @@ impl Subscriber {
 
     fn recv_ref_with(&mut self, deadline: Deadline) -> Result<MessageGuard<'_>> {
         let found = self.wait_found(deadline)?;
-        Ok(MessageGuard { sub: self, found })
+        Ok(MessageGuard {
+            sub: self,
+            found,
+            confirmed: std::cell::Cell::new(false),
+        })
     }
 
     /// An iterator of owned messages (allocates one `Vec` per message; use
@@ -255,12 +259,17 @@ fn deadline_after(t: Duration) -> Deadline {
 /// topics a publisher may overwrite the slot meanwhile: check
 /// [`MessageGuard::is_valid`] *after* using the bytes, or use
 /// [`MessageGuard::copy_to`], which checks for you. Dropping the guard
-/// consumes the message; one that was overwritten while held counts as lost
-/// and is reported by the next receive's `Lagged(n)`.
+/// consumes the message. It counts as delivered if `is_valid` or `copy_to`
+/// confirmed it whole, or if it is still whole when dropped; otherwise (it
+/// was overwritten while held and never confirmed) it counts as lost and is
+/// reported by the next receive's `Lagged(n)`.
 #[derive(Debug)]
 pub struct MessageGuard<'a> {
     sub: &'a mut Subscriber,
     found: Found,
+    /// Whether `is_valid` or `copy_to` confirmed the message whole: then it
+    /// was delivered, even if overwritten before the guard is dropped.
+    confirmed: std::cell::Cell<bool>,
 }
 
 impl MessageGuard<'_> {
@@ -288,7 +297,11 @@ impl MessageGuard<'_> {
     /// Whether the slot still holds this message (always true on `block`
     /// topics). Call after reading `data`.
     pub fn is_valid(&self) -> bool {
-        ring::still_valid(&self.sub.t, &self.found)
+        let valid = ring::still_valid(&self.sub.t, &self.found);
+        if valid {
+            self.confirmed.set(true);
+        }
+        valid
     }
 
     /// Copies the payload into `dst` (which must be at least `len` bytes)
@@ -300,16 +313,21 @@ impl MessageGuard<'_> {
                 max: dst.len(),
             });
         }
-        Ok(ring::copy_out(&self.sub.t, &self.found, dst))
+        let whole = ring::copy_out(&self.sub.t, &self.found, dst);
+        if whole {
+            self.confirmed.set(true);
+        }
+        Ok(whole)
     }
 }
 
 impl Drop for MessageGuard<'_> {
     fn drop(&mut self) {
-        // A message overwritten while held (drop-oldest) was not delivered:
-        // leave the cursor on it, and the next receive reports it in
-        // `Lagged(n)` with the rest of the lap.
-        if ring::still_valid(&self.sub.t, &self.found) {
+        // Delivered if the caller saw it confirmed whole, or if it is still
+        // whole now. Otherwise (overwritten while held, drop-oldest, never
+        // confirmed) it was not delivered: leave the cursor on it, and the
+        // next receive reports it in `Lagged(n)` with the rest of the lap.
+        if self.confirmed.get() || ring::still_valid(&self.sub.t, &self.found) {
             ring::consume(&self.sub.t, &mut self.sub.local, &self.found);
         }
     }
