@@ -46,7 +46,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::adversary::{
-    header_fields, must_match_ranges, Adversary, Field, Fixture, Seg, Value, TOPIC,
+    header_fields, must_match_ranges, nonces, Adversary, Field, Fixture, Seg, Value, TOPIC,
 };
 use common::watchdog;
 use proptest::prelude::*;
@@ -905,7 +905,7 @@ proptest! {
     /// Random writes over both immutable headers, then adopt and attach:
     /// each refuses with `Corrupt` or accepts a geometry that fits the files
     /// and works; a changed identity field (magic, version, part, sizes,
-    /// capacity, nonce, topic name) is always refused.
+    /// capacity, topic name) or nonces that differ are always refused.
     #[test]
     fn header_scribbles_are_refused_or_harmless(
         cfg in topic_config(),
@@ -925,9 +925,15 @@ proptest! {
             };
             a[r.clone()] != b[r.clone()]
         });
+        let (data_nonce, subs_nonce) = nonces(&fx.adv);
         let opened = open_all(&fx);
         if let Some((seg, r)) = identity_changed {
             assert_all_refused(&opened, &format!("changing {seg:?} header bytes {r:?}"));
+        } else if data_nonce != subs_nonce {
+            assert_all_refused(
+                &opened,
+                &format!("making the nonces differ ({data_nonce:#x}, {subs_nonce:#x})"),
+            );
         } else {
             check_accepted(&fx, opened);
         }

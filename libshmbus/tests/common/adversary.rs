@@ -365,8 +365,9 @@ impl Value {
     }
 }
 
-/// Byte ranges of the header fields that name *this* segment pair of *this*
-/// topic: changing any byte in them must make every attach refuse.
+/// Byte ranges of the header fields that say what the segment is and how
+/// big: changing any byte in them must make every attach refuse. (The two
+/// nonces are not here: rewritten alike, they still tie the pair together.)
 pub fn must_match_ranges(topic: &str) -> Vec<(Seg, std::ops::Range<usize>)> {
     let field = |seg, off: usize, w: usize| (seg, off..off + w);
     vec![
@@ -375,15 +376,21 @@ pub fn must_match_ranges(topic: &str) -> Vec<(Seg, std::ops::Range<usize>)> {
         field(Seg::Data, offset_of!(DataHeader, part), 4),
         field(Seg::Data, offset_of!(DataHeader, segment_size), 8),
         field(Seg::Data, offset_of!(DataHeader, capacity), 8),
-        field(Seg::Data, offset_of!(DataHeader, nonce), 8),
         field(Seg::Data, offset_of!(DataHeader, topic_len), 4),
         field(Seg::Data, offset_of!(DataHeader, topic), topic.len()),
         field(Seg::Subs, offset_of!(SubsHeader, magic), 8),
         field(Seg::Subs, offset_of!(SubsHeader, version), 4),
         field(Seg::Subs, offset_of!(SubsHeader, part), 4),
         field(Seg::Subs, offset_of!(SubsHeader, segment_size), 8),
-        field(Seg::Subs, offset_of!(SubsHeader, nonce), 8),
     ]
+}
+
+/// The nonces of the data and the subs header, which must be equal.
+pub fn nonces(adv: &Adversary) -> (u64, u64) {
+    (
+        adv.load(Seg::Data, offset_of!(DataHeader, nonce), 8),
+        adv.load(Seg::Subs, offset_of!(SubsHeader, nonce), 8),
+    )
 }
 
 /// Offsets and widths of every field of the immutable headers, for aimed
