@@ -16,6 +16,8 @@ Quick start:
   shmbus sub sensors/temp            # terminal 1: print messages as they come
   shmbus pub sensors/temp 21.5       # terminal 2: publish one message
   shmbus stats                       # who is publishing, who is behind
+  shmbus serve upper -- tr a-z A-Z & # a service: request on stdin, reply from stdout
+  shmbus call upper hello            # prints HELLO
 
 Exit status: 0 ok, 1 runtime error, 2 usage error, 3 timeout.";
 
@@ -81,6 +83,12 @@ pub enum Command {
     Create(crate::manage::CreateArgs),
     /// Remove a topic and its shared memory.
     Rm(crate::manage::RmArgs),
+    /// Call a service: send one request, print its reply.
+    Call(crate::call::CallArgs),
+    /// Answer a service's calls: echo them, or run a command for each (inetd style).
+    Serve(crate::serve::ServeArgs),
+    /// List the bus's services with their servers, clients and counters.
+    Services(crate::services::ServicesArgs),
     /// Measure latency and throughput between two processes on this machine.
     Bench(crate::bench::BenchCmd),
     /// Print a shell completion script.

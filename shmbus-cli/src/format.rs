@@ -1,4 +1,5 @@
-//! How `shmbus sub` prints a message: `text`, `json`, `hex` or `raw`.
+//! How `shmbus sub` prints a message (and `shmbus call` a reply): `text`,
+//! `json`, `hex` or `raw`.
 //!
 //! - `text` (default): the payload and a newline, `-v` puts the topic and a
 //!   space first. Payloads are arbitrary bytes, so anything that could move
@@ -92,13 +93,7 @@ struct JsonRecord<'a> {
 
 impl<'a> JsonRecord<'a> {
     fn new(rec: &Record<'a>) -> JsonRecord<'a> {
-        let (payload, base64) = match std::str::from_utf8(rec.data) {
-            Ok(text) => (Cow::Borrowed(text), false),
-            Err(_) => (
-                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(rec.data)),
-                true,
-            ),
-        };
+        let (payload, base64) = json_payload(rec.data);
         JsonRecord {
             topic: rec.topic,
             seq: rec.seq,
@@ -108,6 +103,18 @@ impl<'a> JsonRecord<'a> {
             payload,
             base64,
         }
+    }
+}
+
+/// A payload as a JSON string field: the text itself when it is valid UTF-8
+/// (`false`), else its base64 (`true`, the value of the `base64` field).
+pub fn json_payload(data: &[u8]) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(data) {
+        Ok(text) => (Cow::Borrowed(text), false),
+        Err(_) => (
+            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(data)),
+            true,
+        ),
     }
 }
 

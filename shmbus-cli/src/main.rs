@@ -3,22 +3,27 @@
 //!
 //! It is a thin user of the `shmbus` library: `cli.rs` holds the grammar,
 //! each subcommand has its own file (`publish.rs`, `subscribe.rs`,
-//! `topics.rs`, `stats.rs`, `manage.rs`, `bench.rs`, `completions.rs`), and
-//! the helpers they share are one concept each (`format.rs` for message
-//! output, `duration.rs`, `size.rs`, `units.rs`, `table.rs`, `lines.rs`,
-//! `output.rs`, `signals.rs`). `main` only parses (`usage.rs`), dispatches
+//! `topics.rs`, `stats.rs`, `manage.rs`, `call.rs`, `serve.rs`,
+//! `services.rs`, `bench.rs`, `completions.rs`), and the helpers they share
+//! are one concept each (`format.rs` for message output, `inetd.rs` for
+//! answering a call with a command, `duration.rs`, `size.rs`, `units.rs`,
+//! `table.rs`, `lines.rs`, `output.rs`, `signals.rs`). `main` only parses (`usage.rs`), dispatches
 //! and turns the outcome into an exit status, in one place (`error.rs`).
 
 mod bench;
+mod call;
 mod cli;
 mod completions;
 mod duration;
 mod error;
 mod format;
+mod inetd;
 mod lines;
 mod manage;
 mod output;
 mod publish;
+mod serve;
+mod services;
 mod signals;
 mod size;
 mod stats;
@@ -48,6 +53,9 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&global, args),
         Command::Create(args) => manage::create(&global, args),
         Command::Rm(args) => manage::rm(&global, args),
+        Command::Call(args) => call::run(&global, args),
+        Command::Serve(args) => serve::run(&global, args),
+        Command::Services(args) => services::run(&global, args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Completions(args) => completions::run(args),
     };

@@ -1,5 +1,6 @@
 //! Ctrl-C and SIGTERM for the commands that wait (`sub`, `pub`, `stats
-//! --watch`): the handler only records that the user asked to stop.
+//! --watch`, `call`, `serve`): the handler only records that the user asked
+//! to stop.
 //!
 //! The handler is installed without `SA_RESTART`, so a futex wait or a read in
 //! progress returns `EINTR` (the library's `Error::Interrupted`) and the

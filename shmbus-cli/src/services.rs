@@ -1,0 +1,96 @@
+//! `shmbus services`: the bus's services with their members and counters,
+//! as an aligned table or, with `--json`, as a JSON array for scripts.
+//!
+//! Services live in shared memory without the daemon, so this reads their
+//! segments directly (`list_bus_services`, `service_stats`) and needs no
+//! `shmbusd`. A segment is created mode 0600 by its first server: another
+//! user's service is reported on stderr as unreadable and left out.
+//!
+//! Clients come and go with each call, and their counters with them, so the
+//! table's CALLS column counts what the servers attached now have answered;
+//! the clients' own counters are in the JSON.
+
+use shmbus::service::{list_bus_services, service_stats, ServiceStats};
+
+use crate::cli::Global;
+use crate::error::CliError;
+use crate::output::Output;
+use crate::table::{Align, Table};
+use crate::units;
+
+const EXAMPLES: &str = "\
+Examples:
+  shmbus services
+  shmbus services --bus robot
+  shmbus services --json | jq '.[] | {service, servers, queued}'";
+
+/// Options of `shmbus services`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct ServicesArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `shmbus services`.
+pub fn run(global: &Global, args: ServicesArgs) -> Result<(), CliError> {
+    shmbus::names::validate_bus(&global.bus)?;
+    let names = list_bus_services(&global.bus)
+        .map_err(|e| CliError::from(e).context("cannot list services"))?;
+    let mut services = Vec::with_capacity(names.len());
+    for name in names {
+        match service_stats(&global.bus, &name) {
+            Ok(s) => services.push(s),
+            // Removed since it was listed.
+            Err(shmbus::Error::NoServer { .. }) => {}
+            Err(e) => crate::warn(&format!("cannot read service `{name}`: {e}")),
+        }
+    }
+    let mut out = Output::new();
+    if args.json {
+        let text = serde_json::to_string_pretty(&services)
+            .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
+        out.write(text.as_bytes())?;
+        out.write(b"\n")?;
+    } else if services.is_empty() {
+        out.write(format!("no services on bus `{}`\n", global.bus).as_bytes())?;
+    } else {
+        out.write(table(&services).render().as_bytes())?;
+    }
+    out.flush()
+}
+
+/// The table for people.
+fn table(services: &[ServiceStats]) -> Table {
+    let mut t = Table::new(&[
+        ("SERVICE", Align::Left),
+        ("SERVERS", Align::Right),
+        ("CLIENTS", Align::Right),
+        ("QUEUED", Align::Right),
+        ("IN FLIGHT", Align::Right),
+        ("CALLS", Align::Right),
+        ("DROPPED", Align::Right),
+        ("DEATHS", Align::Right),
+        ("MAX REQ", Align::Right),
+        ("MAX REPLY", Align::Right),
+        ("MEMORY", Align::Right),
+    ]);
+    for s in services {
+        let answered: u64 = s.server_stats.iter().map(|v| v.replied).sum();
+        t.row(vec![
+            s.service.clone(),
+            s.servers.to_string(),
+            s.clients.to_string(),
+            format!("{}/{}", s.queued, s.queue_capacity),
+            s.in_flight.to_string(),
+            answered.to_string(),
+            s.dropped.to_string(),
+            s.server_deaths.to_string(),
+            units::bytes(u64::from(s.max_request_size)),
+            units::bytes(u64::from(s.max_reply_size)),
+            units::bytes(s.memory_bytes),
+        ]);
+    }
+    t
+}
