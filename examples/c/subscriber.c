@@ -7,7 +7,9 @@
  * --count stops after N messages, --timeout-ms bounds the whole wait,
  * --from-start begins with the oldest message still in the ring, and
  * --in-place reads each message in shared memory (zero copy) instead of a
- * copy. Ctrl-C ends it at once; so does the topic being closed.
+ * copy. Ctrl-C ends it (SIGINT interrupts a wait in progress; one that lands
+ * between two waits is seen at the next 250 ms slice), and so does the topic
+ * being closed.
  *
  *   build: cc subscriber.c -o subscriber $(pkg-config --cflags --libs shmbus)
  *   exit:  0 done (count reached, closed, Ctrl-C), 1 error, 2 usage,
@@ -88,19 +90,22 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    /* Waits are cut into slices, so that a Ctrl-C that lands just before a
+     * wait begins (and so cannot interrupt it) is still seen within a slice. */
+    const uint64_t slice_ns = 250ull * 1000000ull;
     uint64_t deadline = timeout_ms >= 0 ? now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     int status = 0;
     for (long long got = 0; count < 0 || got < count;) {
-        shmbus_message_t msg;
+        if (stop) break;
+        uint64_t wait = slice_ns;
         if (timeout_ms >= 0) {
             uint64_t now = now_ns();
             uint64_t left = now < deadline ? deadline - now : 0;
-            rc = in_place ? shmbus_subscriber_recv_ref_timeout(sub, left, &msg)
-                          : shmbus_subscriber_recv_timeout(sub, left, &msg);
-        } else {
-            rc = in_place ? shmbus_subscriber_recv_ref(sub, &msg)
-                          : shmbus_subscriber_recv(sub, &msg);
+            if (left < wait) wait = left;
         }
+        shmbus_message_t msg;
+        rc = in_place ? shmbus_subscriber_recv_ref_timeout(sub, wait, &msg)
+                      : shmbus_subscriber_recv_timeout(sub, wait, &msg);
         if (rc == SHMBUS_OK) {
             fwrite(msg.data, 1, msg.len, stdout);
             fputc('\n', stdout);
@@ -118,10 +123,11 @@ int main(int argc, char **argv) {
         } else if (rc == SHMBUS_ERR_LAGGED) {
             fprintf(stderr, "subscriber: lost %llu messages\n", (unsigned long long)msg.lost);
         } else if (rc == SHMBUS_ERR_INTERRUPTED) {
-            if (stop) break;
+            /* The top of the loop looks at `stop`. */
         } else if (rc == SHMBUS_ERR_CLOSED) {
             break;
         } else if (rc == SHMBUS_ERR_TIMEOUT) {
+            if (timeout_ms < 0 || now_ns() < deadline) continue; /* a quiet slice */
             fprintf(stderr, "subscriber: timed out after %lld of %lld messages\n", got, count);
             status = 3;
             break;
