@@ -11,7 +11,8 @@ use clap::Parser;
 /// and reclaims what dead clients held. Messages never pass through it.
 /// Runs in the foreground and logs to stderr.
 ///
-/// Signals: SIGTERM/SIGINT shut down (topics are closed and removed),
+/// Signals: SIGTERM/SIGINT shut down (topics are closed and removed, and
+/// the bus's services removed),
 /// SIGHUP reloads the config file, SIGUSR1 logs a stats snapshot.
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +47,7 @@ pub struct Args {
     #[arg(long, env = "SHMBUS_LOG", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
 
-    /// Remove the bus's segments, socket and lock file, then exit. Refused
+    /// Remove the bus's segments (topics and services), socket and lock file, then exit. Refused
     /// while a daemon serves the bus.
     #[arg(long)]
     pub clean: bool,

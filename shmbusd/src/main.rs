@@ -5,11 +5,12 @@
 //! predecessor left, creates the config's topics, then serves the control
 //! socket in a single-threaded event loop that also reaps dead clients. On
 //! SIGTERM/SIGINT it closes every topic (waking all waiters with `Closed`),
-//! unlinks the segments, and removes its socket and lock.
+//! unlinks the segments (the services' too), and removes its socket and
+//! lock.
 //!
 //! Start reading at [`run`], then `server.rs` (the loop), `connection.rs`
 //! (one client), `requests.rs` (what each request does), `topics.rs` (the
-//! segments), `access.rs` (who may do what) and `config.rs` (the file).
+//! segments), `services.rs` (services' segments and stats), `access.rs` (who may do what) and `config.rs` (the file).
 
 mod access;
 mod cli;
@@ -19,6 +20,7 @@ mod lock;
 mod requests;
 mod rundir;
 mod server;
+mod services;
 mod signals;
 mod topics;
 
@@ -141,6 +143,7 @@ fn run(args: &Args) -> Result<(), String> {
             rundir::remove_socket(&socket);
             let mut daemon = server.into_daemon();
             daemon.topics.shutdown();
+            services::shutdown(&bus);
             lock.remove();
             tracing::info!("bus `{bus}` shut down");
             Ok(())

@@ -105,7 +105,10 @@ impl Server {
                             match sig {
                                 SignalEvent::Shutdown(name) => return Ok(Exit::Signal(name)),
                                 SignalEvent::Reload => self.reload(),
-                                SignalEvent::DumpStats => self.daemon.topics.log_stats(),
+                                SignalEvent::DumpStats => {
+                                    self.daemon.topics.log_stats();
+                                    crate::services::log_stats(&self.daemon.bus);
+                                }
                             }
                         }
                     }

@@ -78,8 +78,9 @@ impl Topics {
 
     /// Unlinks every file of the bus in `/dev/shm` that no adopted topic
     /// owns: a `subs` segment whose `data` part is gone (a creation cut short
-    /// by SIGKILL) or a name no topic can have. Nothing valid can live under
-    /// the bus's prefix without the daemon, so nothing of it is kept.
+    /// by SIGKILL) or a name neither a topic nor a service can have. A
+    /// service's segment is kept: services live without the daemon (their
+    /// servers created them), and a restart must not cut them off.
     fn remove_orphans(&self) {
         let prefix = shmbus::names::bus_segment_prefix(&self.bus);
         let files = match shmbus::segment::list_shm(&prefix) {
@@ -91,7 +92,8 @@ impl Topics {
         };
         for file in files {
             let owned = shmbus::names::parse_segment_name(&self.bus, &file)
-                .is_some_and(|(topic, _)| self.owners.contains_key(&topic));
+                .is_some_and(|(topic, _)| self.owners.contains_key(&topic))
+                || shmbus::names::parse_service_segment_name(&self.bus, &file).is_some();
             if owned {
                 continue;
             }

@@ -1,0 +1,418 @@
+//! End-to-end tests of `shmbus call`, `shmbus serve` and `shmbus services`
+//! with the real daemon: echo and inetd-style round trips (text, binary,
+//! empty), failures answered as errors, no server, a `serve` SIGKILLed with
+//! a call in flight, timeouts and Ctrl-C on `call`, the services listing,
+//! and what the daemon does with service segments (kept across a restart,
+//! removed at SIGTERM and by `--clean`).
+
+use std::io::Read;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use shmbus::service::service_stats;
+use shmbus_tests::{run_with_input, signal, wait_exit, wait_until, TestBus};
+
+/// Bound for one CLI command that should finish quickly.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Bound for readiness waits.
+const READY: Duration = Duration::from_secs(20);
+
+/// Runs `shmbus ARGS` to completion with `input` on stdin.
+fn run(bus: &TestBus, args: &[&str], input: &[u8]) -> Output {
+    run_with_input(bus.cli().args(args), input, LIMIT)
+}
+
+/// Runs `shmbus ARGS` and asserts it succeeded.
+fn ok(bus: &TestBus, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let out = run(bus, args, input);
+    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
+    out.stdout
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running `shmbus serve`, its stderr collected on a thread; killed when
+/// dropped.
+struct Serve {
+    child: Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Serve {
+    /// Starts `shmbus serve SERVICE ARGS` and waits until `workers` servers
+    /// of it are attached.
+    fn start(bus: &TestBus, service: &str, args: &[&str], workers: u32) -> Serve {
+        let mut child = bus
+            .cli()
+            .arg("serve")
+            .arg(service)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shmbus serve");
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let mut serve = Serve {
+            child,
+            stderr: Some(stderr),
+        };
+        let ready = wait_until(READY, || {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!(
+                    "shmbus serve exited early with {status}: {}",
+                    serve.stderr()
+                );
+            }
+            service_stats(&bus.name, service).is_ok_and(|s| s.servers >= workers)
+        });
+        assert!(
+            ready,
+            "`shmbus serve {service}` did not attach within {READY:?}"
+        );
+        serve
+    }
+
+    /// Waits (bounded) for it to exit; returns its status and stderr.
+    fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        let status = wait_exit(&mut self.child, LIMIT);
+        (status, self.stderr())
+    }
+
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|h| h.join().expect("stderr reader"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `shmbus call` running in the background, output captured.
+fn spawn_call(bus: &TestBus, args: &[&str]) -> Child {
+    bus.cli()
+        .arg("call")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shmbus call")
+}
+
+/// Waits (bounded) until a server of `service` has taken `n` requests.
+fn wait_taken(bus: &TestBus, service: &str, n: u64) {
+    let taken = wait_until(READY, || {
+        service_stats(&bus.name, service)
+            .is_ok_and(|s| s.server_stats.iter().map(|v| v.taken).sum::<u64>() >= n)
+    });
+    assert!(
+        taken,
+        "`{service}` did not take {n} request(s) within {READY:?}"
+    );
+}
+
+/// Exit status and stderr of a finished child.
+fn finish(mut child: Child) -> (std::process::ExitStatus, String, Vec<u8>) {
+    let status = wait_exit(&mut child, LIMIT);
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let mut out = Vec::new();
+    let _ = child.stdout.take().unwrap().read_to_end(&mut out);
+    (status, err, out)
+}
+
+fn has_service_file(bus: &TestBus) -> bool {
+    bus.shm_files().iter().any(|f| f.ends_with(".svc"))
+}
+
+#[test]
+fn echo_round_trips_text_binary_and_empty() {
+    let mut bus = TestBus::new("echo");
+    bus.start_daemon();
+    let mut serve = Serve::start(&bus, "echo", &["--echo"], 1);
+
+    assert_eq!(
+        ok(&bus, &["call", "echo", "hello world"], b""),
+        b"hello world\n"
+    );
+    // stdin as one request, byte for byte, every byte value.
+    let all: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
+    assert_eq!(ok(&bus, &["call", "echo", "--format", "raw"], &all), all);
+    assert_eq!(
+        ok(
+            &bus,
+            &["call", "echo", "-f", "-", "--format", "hex"],
+            b"\x00\xff"
+        ),
+        b"00ff\n"
+    );
+    assert_eq!(ok(&bus, &["call", "echo", "--format", "raw"], b""), b"");
+    let json = ok(&bus, &["call", "echo", "héllo", "--format", "json"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON reply");
+    assert_eq!(v["service"], "echo");
+    assert_eq!(v["payload"], "héllo");
+    assert_eq!(v["length"], 6);
+    // Too large a request is refused before it is sent, with both sizes.
+    let big = vec![b'x'; 5000];
+    let out = run(&bus, &["call", "echo"], &big);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains(
+            "request of 5000 bytes is over the max request size of service `echo` (4096 bytes)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    signal(&serve.child, Signal::SIGTERM);
+    let (status, err) = serve.wait();
+    assert!(status.success(), "serve after SIGTERM: {status}: {err}");
+}
+
+#[test]
+fn command_answers_inetd_style_and_its_failures_are_error_replies() {
+    let mut bus = TestBus::new("inetd");
+    bus.start_daemon();
+    let _up = Serve::start(
+        &bus,
+        "upper",
+        &["--workers", "2", "--", "tr", "a-z", "A-Z"],
+        2,
+    );
+    assert_eq!(ok(&bus, &["call", "upper", "hello"], b""), b"HELLO\n");
+    // A reply made by a command ends in a newline: text drops it, raw keeps it.
+    assert_eq!(ok(&bus, &["call", "upper"], b"line one\n"), b"LINE ONE\n");
+    assert_eq!(
+        ok(&bus, &["call", "upper", "--format", "raw"], b"line one\n"),
+        b"LINE ONE\n"
+    );
+
+    let mut failing = Serve::start(
+        &bus,
+        "fails",
+        &["--", "sh", "-c", "echo 'cannot parse input' >&2; exit 3"],
+        1,
+    );
+    let out = run(&bus, &["call", "fails", "x"], b"");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        "shmbus: service `fails` answered with an error: `sh` exited with status 3: cannot parse input\n"
+    );
+
+    let _big = Serve::start(
+        &bus,
+        "big",
+        &[
+            "--max-reply-size",
+            "100",
+            "--",
+            "head",
+            "-c",
+            "101",
+            "/dev/zero",
+        ],
+        1,
+    );
+    // One byte over the limit.
+    let out = run(&bus, &["call", "big", "x"], b"");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("over the service's max reply size of 100 bytes"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The operator sees each failure (and the command's stderr) on serve's stderr.
+    signal(&failing.child, Signal::SIGINT);
+    let (status, err) = failing.wait();
+    assert!(status.success(), "serve after SIGINT: {status}: {err}");
+    assert!(err.contains("cannot parse input"), "{err}");
+    assert!(err.contains("`sh` exited with status 3"), "{err}");
+}
+
+#[test]
+fn call_without_a_server_fails_at_once() {
+    let mut bus = TestBus::new("noserver");
+    bus.start_daemon();
+    // Never created.
+    let out = run(&bus, &["call", "nobody", "hi", "-W", "30s"], b"");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        "shmbus: no server for service `nobody`: start one (for example `shmbus serve nobody --echo`)\n"
+    );
+    // Created, but its only server has left.
+    let mut serve = Serve::start(&bus, "gone", &["--echo"], 1);
+    signal(&serve.child, Signal::SIGTERM);
+    let (status, _) = serve.wait();
+    assert!(status.success());
+    let out = run(&bus, &["call", "gone", "hi", "-W", "30s"], b"");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("no server for service `gone`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_killed_with_a_call_in_flight_ends_the_call_with_server_gone() {
+    let mut bus = TestBus::new("killed");
+    bus.start_daemon();
+    let mut serve = Serve::start(&bus, "slow", &["--", "sleep", "30"], 1);
+    let call = spawn_call(&bus, &["slow", "work", "-W", "30s"]);
+    wait_taken(&bus, "slow", 1);
+    serve.child.kill().expect("SIGKILL serve");
+    let _ = serve.child.wait();
+    // Well before its 30 s: the caller noticed the server's death.
+    let mut call = call;
+    let status = wait_exit(&mut call, Duration::from_secs(20));
+    let (_, err, out) = finish(call);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        "shmbus: the server of service `slow` died before replying: retry the call if it is safe to repeat\n"
+    );
+    // The dead server was reaped and counted.
+    let s = service_stats(&bus.name, "slow").expect("stats");
+    assert_eq!((s.servers, s.server_deaths), (0, 1));
+}
+
+#[test]
+fn call_timeout_exits_3_and_ctrl_c_exits_1() {
+    let mut bus = TestBus::new("timeout");
+    bus.start_daemon();
+    let _serve = Serve::start(&bus, "slow", &["--workers", "2", "--", "sleep", "30"], 2);
+    let out = run(&bus, &["call", "slow", "x", "-W", "300ms"], b"");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stderr(&out)
+            .starts_with("shmbus: timed out after 300ms waiting for the reply of service `slow`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let call = spawn_call(&bus, &["slow", "y"]);
+    wait_taken(&bus, "slow", 2);
+    signal(&call, Signal::SIGINT);
+    let (status, err, _) = finish(call);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted while waiting for the reply of service `slow`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_lists_members_and_counters() {
+    let mut bus = TestBus::new("list");
+    bus.start_daemon();
+    let none = ok(&bus, &["services"], b"");
+    assert_eq!(
+        String::from_utf8(none).unwrap(),
+        format!("no services on bus `{}`\n", bus.name)
+    );
+    let _serve = Serve::start(&bus, "math/add", &["--echo", "--workers", "2"], 2);
+    for i in 0..3 {
+        ok(&bus, &["call", "math/add", &i.to_string()], b"");
+    }
+    let json = ok(&bus, &["services", "--json"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    let list = v.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{v}");
+    let s = &list[0];
+    assert_eq!(s["service"], "math/add");
+    assert_eq!(s["servers"], 2);
+    assert_eq!(s["clients"], 0);
+    assert_eq!(s["queued"], 0);
+    assert_eq!(s["queue_capacity"], 256);
+    assert_eq!(s["server_deaths"], 0);
+    let replied: u64 = s["server_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["replied"].as_u64().unwrap())
+        .sum();
+    assert_eq!(replied, 3, "{s}");
+
+    let table = String::from_utf8(ok(&bus, &["services"], b"")).unwrap();
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("SERVICE"), "{table}");
+    assert!(header.contains("CALLS"), "{table}");
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..6],
+        ["math/add", "2", "0", "0/256", "0", "3"],
+        "{table}"
+    );
+}
+
+#[test]
+fn daemon_sigterm_removes_service_segments_and_serve_stops() {
+    let mut bus = TestBus::new("sigterm");
+    bus.start_daemon();
+    let mut serve = Serve::start(&bus, "echo", &["--echo"], 1);
+    assert_eq!(ok(&bus, &["call", "echo", "hi"], b""), b"hi\n");
+    assert!(has_service_file(&bus), "{:?}", bus.shm_files());
+    let mut daemon = bus.take_daemon().expect("daemon");
+    signal(&daemon, Signal::SIGTERM);
+    let status = wait_exit(&mut daemon, LIMIT);
+    assert!(status.success(), "shmbusd after SIGTERM: {status}");
+    assert!(!has_service_file(&bus), "{:?}", bus.shm_files());
+    // `serve` sees its segment gone and stops.
+    let (status, err) = serve.wait();
+    assert!(status.success(), "serve: {status}: {err}");
+    assert!(
+        err.contains("service `echo` was removed from /dev/shm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn daemon_restart_keeps_services_and_clean_removes_them() {
+    let bus_name;
+    {
+        let mut bus = TestBus::new("restart");
+        bus_name = bus.name.clone();
+        // A service before any daemon: services do not need one.
+        let serve = Serve::start(&bus, "echo", &["--echo"], 1);
+        assert_eq!(ok(&bus, &["call", "echo", "one"], b""), b"one\n");
+        // A starting daemon adopts the bus's leftovers: the service stays.
+        bus.start_daemon();
+        assert!(has_service_file(&bus), "{:?}", bus.shm_files());
+        assert_eq!(ok(&bus, &["call", "echo", "two"], b""), b"two\n");
+        bus.kill_daemon();
+        bus.start_daemon();
+        assert_eq!(ok(&bus, &["call", "echo", "three"], b""), b"three\n");
+        bus.kill_daemon();
+        drop(serve);
+        // No daemon and a dead server: --clean removes the service's segment.
+        let out = bus
+            .daemon_command()
+            .arg("--clean")
+            .output()
+            .expect("shmbusd --clean");
+        assert!(out.status.success(), "{out:?}");
+        assert!(!has_service_file(&bus), "{:?}", bus.shm_files());
+    }
+    assert!(shmbus_tests::shm_files_of(&bus_name).is_empty());
+}
