@@ -416,6 +416,26 @@ fn cpp_example_round_trips_and_the_cli_sees_it() {
     assert_eq!(text(&cli.stdout), "alpha\nbeta\ngamma\n");
 }
 
+#[test]
+fn the_example_of_docs_c_api_md_runs_as_shown() {
+    let mut bus = TestBus::new("capidoc");
+    bus.start_daemon();
+    let c = Installed::new(bus.dir());
+    let doc = std::fs::read_to_string(repo_root().join("docs/c-api.md")).unwrap();
+    let start = doc.find("```c\n").expect("docs/c-api.md has a ```c block") + 5;
+    let len = doc[start..].find("```").expect("the ```c block ends");
+    let source = bus.dir().join("hello.c");
+    std::fs::write(&source, &doc[start..start + len]).unwrap();
+    let hello = c.compile(source.to_str().unwrap(), "hello", false);
+
+    let out = run_with_input(&mut program(&bus, &hello), b"", LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "#0: hello\n#1: world (in place, valid)\ngreetings: 2 published, 1 subscriber(s), capacity 1024\n"
+    );
+}
+
 /// Runs the C argument-checking program on a fresh bus, with `wrapper`
 /// (e.g. valgrind) in front if given.
 fn run_api_errors(tag: &str, link_static: bool, wrapper: &[&str]) -> Output {
