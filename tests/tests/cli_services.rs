@@ -2,8 +2,8 @@
 //! with the real daemon: echo and inetd-style round trips (text, binary,
 //! empty), failures answered as errors, no server, a `serve` SIGKILLed with
 //! a call in flight, timeouts and Ctrl-C on `call`, the services listing,
-//! and what the daemon does with service segments (kept across a restart,
-//! removed at SIGTERM and by `--clean`).
+//! and what the daemon does with services (segments kept across a restart,
+//! removed at SIGTERM and by `--clean`; counters logged on SIGUSR1).
 
 use std::io::Read;
 use std::process::{Child, Output, Stdio};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::service::service_stats;
-use shmbus_tests::{run_with_input, signal, wait_exit, wait_until, TestBus};
+use shmbus_tests::{run_with_input, signal, wait_exit, wait_for_line, wait_until, TestBus};
 
 /// Bound for one CLI command that should finish quickly.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -415,4 +415,21 @@ fn daemon_restart_keeps_services_and_clean_removes_them() {
         assert!(!has_service_file(&bus), "{:?}", bus.shm_files());
     }
     assert!(shmbus_tests::shm_files_of(&bus_name).is_empty());
+}
+
+#[test]
+fn sigusr1_logs_service_counters() {
+    let mut bus = TestBus::new("usr1");
+    let logs = bus.start_daemon_logged(&[]);
+    let _serve = Serve::start(&bus, "echo", &["--echo"], 1);
+    for _ in 0..2 {
+        ok(&bus, &["call", "echo", "hi"], b"");
+    }
+    let daemon = bus.daemon().expect("daemon");
+    signal(daemon, Signal::SIGUSR1);
+    let line = wait_for_line(&logs, "stats service `echo`", LIMIT).expect("no stats line");
+    assert!(
+        line.contains("servers 1, clients 0, queued 0/256, in flight 0, answered 2"),
+        "{line}"
+    );
 }
