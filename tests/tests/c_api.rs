@@ -46,8 +46,11 @@ fn target_and_profile() -> (PathBuf, String) {
     (profile_dir.parent().unwrap().to_path_buf(), profile)
 }
 
-/// Builds the C library once per test process (`cargo build -p
-/// shmbus-ffi`; a no-op when `cargo test --workspace` already built it).
+/// Builds the C library once per test process, so that it is never
+/// stale. `--workspace` resolves dependency features as the README's
+/// `cargo build --workspace --bins` does, so only the library itself is
+/// compiled (with `-p shmbus-ffi` cargo would rebuild its dependencies
+/// with other features).
 fn build_library() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -56,14 +59,14 @@ fn build_library() {
         let mut cmd = Command::new(cargo);
         cmd.current_dir(repo_root())
             .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "-p", "shmbus-ffi", "--lib"]);
+            .args(["build", "--workspace", "--lib"]);
         if profile == "release" {
             cmd.arg("--release");
         }
         let out = run_with_input(&mut cmd, b"", Duration::from_secs(900));
         assert!(
             out.status.success(),
-            "cargo build -p shmbus-ffi failed:\n{}",
+            "cargo build --workspace --lib failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
