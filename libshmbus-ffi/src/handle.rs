@@ -80,7 +80,7 @@ pub fn into_raw<K: Kind>(inner: K::Inner) -> *mut K {
 /// `p` must be NULL or point to a handle of kind `K` that this library
 /// returned and that was not closed. (The tag check catches many
 /// violations of this in practice, but cannot make them sound.)
-unsafe fn check<'a, K: Kind>(p: *const K, name: &str) -> FfiResult<&'a Handle<K::Inner>> {
+pub unsafe fn check<'a, K: Kind>(p: *const K, name: &str) -> FfiResult<&'a Handle<K::Inner>> {
     if p.is_null() {
         return Err(FfiError::invalid(format!("{name} is NULL")));
     }
