@@ -8,7 +8,8 @@
 //!
 //! Clients come and go with each call, and their counters with them, so the
 //! table's CALLS column counts what the servers attached now have answered;
-//! the clients' own counters are in the JSON.
+//! the clients' own counters are in the JSON. `shmbus stats` shows the
+//! same table after the topics'.
 
 use shmbus::service::{list_bus_services, service_stats, ServiceStats};
 
@@ -36,17 +37,7 @@ pub struct ServicesArgs {
 /// Runs `shmbus services`.
 pub fn run(global: &Global, args: ServicesArgs) -> Result<(), CliError> {
     shmbus::names::validate_bus(&global.bus)?;
-    let names = list_bus_services(&global.bus)
-        .map_err(|e| CliError::from(e).context("cannot list services"))?;
-    let mut services = Vec::with_capacity(names.len());
-    for name in names {
-        match service_stats(&global.bus, &name) {
-            Ok(s) => services.push(s),
-            // Removed since it was listed.
-            Err(shmbus::Error::NoServer { .. }) => {}
-            Err(e) => crate::warn(&format!("cannot read service `{name}`: {e}")),
-        }
-    }
+    let services = read_all(&global.bus)?;
     let mut out = Output::new();
     if args.json {
         let text = serde_json::to_string_pretty(&services)
@@ -61,8 +52,25 @@ pub fn run(global: &Global, args: ServicesArgs) -> Result<(), CliError> {
     out.flush()
 }
 
-/// The table for people.
-fn table(services: &[ServiceStats]) -> Table {
+/// Stats of every service of `bus` that this user can read, by name; an
+/// unreadable one is reported on stderr and left out.
+pub fn read_all(bus: &str) -> Result<Vec<ServiceStats>, CliError> {
+    let names =
+        list_bus_services(bus).map_err(|e| CliError::from(e).context("cannot list services"))?;
+    let mut services = Vec::with_capacity(names.len());
+    for name in names {
+        match service_stats(bus, &name) {
+            Ok(s) => services.push(s),
+            // Removed since it was listed.
+            Err(shmbus::Error::NoServer { .. }) => {}
+            Err(e) => crate::warn(&format!("cannot read service `{name}`: {e}")),
+        }
+    }
+    Ok(services)
+}
+
+/// The table for people (also shown by `shmbus stats`).
+pub fn table(services: &[ServiceStats]) -> Table {
     let mut t = Table::new(&[
         ("SERVICE", Align::Left),
         ("SERVERS", Align::Right),

@@ -1,5 +1,5 @@
 //! `shmbus stats [TOPIC]`: counters, rates and lag per topic, subscriber and
-//! publisher.
+//! publisher, and (without TOPIC) the services' table of `shmbus services`.
 //!
 //! Counters in shared memory only ever grow, so rates come from two samples:
 //! the one-shot form samples twice `--interval` apart (default 1 s, like
@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use shmbus::service::ServiceStats;
 use shmbus::{Bus, TopicStats};
 
 use crate::cli::Global;
@@ -49,6 +50,8 @@ pub struct StatsArgs {
 struct Sample {
     at: Instant,
     topics: Vec<TopicStats>,
+    /// Every service of the bus (none when one topic was asked for).
+    services: Vec<ServiceStats>,
 }
 
 /// Who a rate belongs to: a topic, or a client entry of a topic (index and
@@ -126,6 +129,7 @@ pub fn run(global: &Global, args: StatsArgs) -> Result<(), CliError> {
             let only = Sample {
                 at: prev.at,
                 topics: std::mem::take(&mut prev.topics),
+                services: std::mem::take(&mut prev.services),
             };
             return show(&mut out, global, &args, None, &only, false);
         };
@@ -145,9 +149,15 @@ fn sample(bus: &Bus, topic: Option<&str>) -> Result<Sample, CliError> {
         .stats(topic)
         .map_err(|e| CliError::from(e).context("cannot read stats"))?;
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    // Services live in their own segments, read without the daemon.
+    let services = match topic {
+        Some(_) => Vec::new(),
+        None => crate::services::read_all(bus.name())?,
+    };
     Ok(Sample {
         at: Instant::now(),
         topics,
+        services,
     })
 }
 
@@ -203,8 +213,17 @@ fn show(
     out.flush()
 }
 
-/// The tables for people: topics, then subscribers, then publishers.
+/// The tables for people: topics, subscribers, publishers, then services.
 fn render(bus: &str, cur: &Sample, rates: &Rates) -> String {
+    let mut text = render_topics(bus, cur, rates);
+    if !cur.services.is_empty() {
+        text.push_str("\nSERVICES\n");
+        text.push_str(&crate::services::table(&cur.services).render());
+    }
+    text
+}
+
+fn render_topics(bus: &str, cur: &Sample, rates: &Rates) -> String {
     if cur.topics.is_empty() {
         return format!("no topics on bus `{bus}`\n");
     }
@@ -303,7 +322,8 @@ fn render(bus: &str, cur: &Sample, rates: &Rates) -> String {
 
 /// The `--json` document: the library's stats per topic (exact counters),
 /// with `rate` (messages per second, `null` when unknown) added to each topic,
-/// subscriber and publisher.
+/// subscriber and publisher, and the library's stats per service as they
+/// are (as in `shmbus services --json`).
 fn json_document(
     bus: &str,
     interval: Duration,
@@ -335,6 +355,7 @@ fn json_document(
         "bus": bus,
         "interval_ms": interval.as_millis() as u64,
         "topics": topics,
+        "services": cur.services,
     }))
 }
 
@@ -380,6 +401,7 @@ mod tests {
         let prev = Sample {
             at: t0,
             topics: vec![topic("a", 100, &[(0, 10, 100), (1, 11, 50)])],
+            services: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_millis(500),
@@ -387,6 +409,7 @@ mod tests {
                 topic("a", 1100, &[(0, 10, 600), (1, 12, 5)]),
                 topic("b", 7, &[]),
             ],
+            services: Vec::new(),
         };
         let r = Rates::between(Some(&prev), &cur);
         assert_eq!(r.get(&Key::Topic("a".into())), Some(2000.0));
@@ -406,10 +429,12 @@ mod tests {
         let prev = Sample {
             at: t0,
             topics: vec![topic("a", 100, &[])],
+            services: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(1),
             topics: vec![topic("a", 3, &[])],
+            services: Vec::new(),
         };
         assert_eq!(
             Rates::between(Some(&prev), &cur).get(&Key::Topic("a".into())),
@@ -423,10 +448,12 @@ mod tests {
         let prev = Sample {
             at: t0,
             topics: vec![topic("sensors/temp", 0, &[(0, 4242, 0)])],
+            services: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(1),
             topics: vec![topic("sensors/temp", 12_345, &[(0, 4242, 345)])],
+            services: Vec::new(),
         };
         let text = render("b", &cur, &Rates::between(Some(&prev), &cur));
         assert!(text.contains("12.3k msg/s"), "{text}");
@@ -437,7 +464,8 @@ mod tests {
             "b",
             &Sample {
                 at: t0,
-                topics: vec![]
+                topics: vec![],
+                services: Vec::new(),
             },
             &Rates(HashMap::new())
         )
@@ -450,10 +478,12 @@ mod tests {
         let prev = Sample {
             at: t0,
             topics: vec![topic("a", 0, &[(0, 1, 0)])],
+            services: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(2),
             topics: vec![topic("a", 10, &[(0, 1, 4)])],
+            services: Vec::new(),
         };
         let doc = json_document(
             "b",

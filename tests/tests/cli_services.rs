@@ -364,6 +364,16 @@ fn services_lists_members_and_counters() {
         ["math/add", "2", "0", "0/256", "0", "3"],
         "{table}"
     );
+
+    // `shmbus stats` shows them after the topics.
+    let stats = String::from_utf8(ok(&bus, &["stats", "--interval", "10ms"], b"")).unwrap();
+    let services = stats.split("\nSERVICES\n").nth(1).expect(&stats);
+    assert!(services.starts_with("SERVICE "), "{stats}");
+    assert!(services.contains("\nmath/add "), "{stats}");
+    let json = ok(&bus, &["stats", "--json", "--interval", "10ms"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(v["services"][0]["service"], "math/add", "{v}");
+    assert_eq!(v["services"][0]["servers"], 2, "{v}");
 }
 
 #[test]
