@@ -56,6 +56,8 @@ pub mod publisher;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
+mod sigbus;
+#[cfg(not(loom))]
 pub mod subscriber;
 #[cfg(not(loom))]
 pub mod topic;

@@ -121,6 +121,19 @@ pub(crate) trait RingMemory {
     fn read_payload(&self, seq: u64, dst: &mut [u8]);
     /// Name of the data segment, for error messages.
     fn segment_name(&self) -> &str;
+    /// Whether a segment was truncated under its mapping by another process
+    /// (pages past the new end now read as zeros).
+    fn damaged(&self) -> bool {
+        false
+    }
+}
+
+/// The error for a topic whose segment another process truncated.
+fn truncated<M: RingMemory>(m: &M) -> Error {
+    Error::corrupt(
+        m.segment_name(),
+        "the segment was truncated by another process; its contents are gone (the daemon recreates the topic; reattach)",
+    )
 }
 
 /// When a waiting call gives up.
@@ -309,6 +322,9 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
         if data.closed.load(Ordering::Acquire) != 0 {
             return give_up(Error::Closed);
         }
+        if m.damaged() {
+            return give_up(truncated(m));
+        }
         if t >= MAX_SEQ {
             return give_up(Error::corrupt(
                 m.segment_name(),
@@ -415,6 +431,9 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
         // reaper abandons its slot). This is rare: a whole ring in flight.
         if m.data().closed.load(Ordering::Acquire) != 0 {
             return Err(Error::Closed);
+        }
+        if m.damaged() {
+            return Err(truncated(m));
         }
         rounds = rounds.saturating_add(1);
         match deadline {
@@ -597,6 +616,9 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
     let geo = m.geometry();
     let cap = geo.capacity();
     let max = geo.config.max_msg_size as usize;
+    if m.damaged() {
+        return Err(truncated(m));
+    }
     // Bounded: each round either returns or moves the cursor forward past an
     // abandoned slot; a hostile segment cannot keep us here.
     for _ in 0..cap.saturating_mul(2).max(64) {
@@ -640,6 +662,10 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
         if st == 0 || sseq < c || (sseq == c && stamp::state(st) == stamp::WRITING) {
             if m.data().closed.load(Ordering::Acquire) != 0 {
                 return Err(Error::Closed);
+            }
+            if m.damaged() {
+                // The stamp we read may be a zero page put over a truncated one.
+                return Err(truncated(m));
             }
             return Ok(None);
         }
@@ -707,7 +733,8 @@ pub(crate) fn still_valid<M: RingMemory>(m: &M, f: &Found) -> bool {
     // marks the slot WRITING: if any byte we read came from a new writer,
     // this load sees its stamp.
     fence(Ordering::Acquire);
-    m.slot(f.seq).stamp.load(Ordering::Relaxed) == f.stamp
+    // A truncation caught during the copy leaves zeros where the payload was.
+    m.slot(f.seq).stamp.load(Ordering::Relaxed) == f.stamp && !m.damaged()
 }
 
 /// Consumes `f`: moves the cursor past it.

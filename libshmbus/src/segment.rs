@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 pub struct Segment {
     name: String,
     file: File,
+    /// Declared before `map` so that it unregisters before the unmap.
+    guard: crate::sigbus::Guard,
     map: MmapRaw,
     writable: bool,
 }
@@ -84,6 +86,7 @@ impl Segment {
         Ok(Segment {
             name: name.to_string(),
             file,
+            guard: crate::sigbus::guard(map.as_mut_ptr(), map.len()),
             map,
             writable: true,
         })
@@ -133,6 +136,7 @@ impl Segment {
         Ok(Segment {
             name: name.to_string(),
             file,
+            guard: crate::sigbus::guard(map.as_mut_ptr(), map.len()),
             map,
             writable,
         })
@@ -162,6 +166,13 @@ impl Segment {
     /// Whether the mapping is writable.
     pub fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Whether another process truncated the file under the mapping (a
+    /// touched page past its end was replaced by zeros: see `sigbus`). The
+    /// contents are no longer the segment's; callers report `Corrupt`.
+    pub fn is_damaged(&self) -> bool {
+        self.guard.is_damaged()
     }
 
     /// Start of the mapping.

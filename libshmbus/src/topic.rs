@@ -287,6 +287,10 @@ impl RingMemory for MappedTopic {
     fn segment_name(&self) -> &str {
         self.data.name()
     }
+
+    fn damaged(&self) -> bool {
+        self.data.is_damaged() || self.subs.is_damaged()
+    }
 }
 
 /// What one reap pass reclaimed.
@@ -509,6 +513,13 @@ impl TopicOwner {
     /// Counters of the topic and of every attached client.
     pub fn stats(&self) -> TopicStats {
         read_stats(&self.t)
+    }
+
+    /// Whether another process truncated one of the topic's segment files
+    /// under the mapping (the parts touched since read as zeros). A damaged
+    /// topic should be closed, unlinked and recreated.
+    pub fn is_damaged(&self) -> bool {
+        crate::ring::RingMemory::damaged(&self.t)
     }
 
     /// Marks the topic closed and wakes every waiter (they get `Closed`).
