@@ -375,8 +375,8 @@ extern "C" {
  * else `/tmp/shmbus-<uid>`). On success `*bus` is a new handle, to be
  * closed with `shmbus_bus_close`; on failure `*bus` is set to NULL.
  *
- * Errors: `SHMBUS_ERR_INVALID_ARGUMENT` (`name` or `bus` NULL, a string
- * not UTF-8), `SHMBUS_ERR_INVALID_NAME`, `SHMBUS_ERR_NO_DAEMON` (no
+ * Errors: `SHMBUS_ERR_INVALID_ARGUMENT` (`name` or `bus` NULL, `name` not
+ * UTF-8), `SHMBUS_ERR_INVALID_NAME`, `SHMBUS_ERR_NO_DAEMON` (no
  * `shmbusd --bus NAME` running), `SHMBUS_ERR_DENIED`,
  * `SHMBUS_ERR_PROTOCOL`, `SHMBUS_ERR_DAEMON`, `SHMBUS_ERR_IO`.
  * Thread-safe.

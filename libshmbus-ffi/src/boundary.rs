@@ -182,17 +182,19 @@ pub unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str> {
     })
 }
 
-/// Like [`str_arg`], but NULL means "not given".
+/// The file-system path in the C string `p` (any bytes but NUL: Linux
+/// paths need not be UTF-8), or `None` when `p` is NULL.
 ///
 /// # Safety
 /// As [`str_arg`].
-pub unsafe fn optional_str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
+pub unsafe fn optional_path_arg<'a>(p: *const c_char) -> Option<&'a std::path::Path> {
+    use std::os::unix::ffi::OsStrExt;
     if p.is_null() {
-        Ok(None)
-    } else {
-        // SAFETY: forwarded contract.
-        unsafe { str_arg(p, name) }.map(Some)
+        return None;
     }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    Some(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
 }
 
 /// The bytes `data[..len]`; `data` may be NULL only when `len` is 0.

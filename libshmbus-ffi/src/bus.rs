@@ -3,11 +3,11 @@
 //! are opened from it (`publisher.rs`, `subscriber.rs`).
 
 use std::ffi::c_char;
-use std::path::PathBuf;
+use std::path::Path;
 
 use shmbus::{Bus, BusOptions};
 
-use crate::boundary::{self, optional_str_arg, read_required, str_arg, FfiError, Out};
+use crate::boundary::{self, optional_path_arg, read_required, str_arg, FfiError, Out};
 use crate::handle::{self, Handle, Kind};
 use crate::options::shmbus_topic_config_t;
 use crate::stats::shmbus_topic_stats_t;
@@ -53,8 +53,8 @@ pub(crate) unsafe fn bus_ref<'a>(bus: *const shmbus_bus_t) -> boundary::FfiResul
 /// else `/tmp/shmbus-<uid>`). On success `*bus` is a new handle, to be
 /// closed with `shmbus_bus_close`; on failure `*bus` is set to NULL.
 ///
-/// Errors: `SHMBUS_ERR_INVALID_ARGUMENT` (`name` or `bus` NULL, a string
-/// not UTF-8), `SHMBUS_ERR_INVALID_NAME`, `SHMBUS_ERR_NO_DAEMON` (no
+/// Errors: `SHMBUS_ERR_INVALID_ARGUMENT` (`name` or `bus` NULL, `name` not
+/// UTF-8), `SHMBUS_ERR_INVALID_NAME`, `SHMBUS_ERR_NO_DAEMON` (no
 /// `shmbusd --bus NAME` running), `SHMBUS_ERR_DENIED`,
 /// `SHMBUS_ERR_PROTOCOL`, `SHMBUS_ERR_DAEMON`, `SHMBUS_ERR_IO`.
 /// Thread-safe.
@@ -75,10 +75,10 @@ pub unsafe extern "C" fn shmbus_bus_connect(
         // SAFETY: NUL-terminated strings per the contract.
         let name = unsafe { str_arg(name, "name") }?;
         // SAFETY: as above.
-        let runtime_dir = unsafe { optional_str_arg(runtime_dir, "runtime_dir") }?;
+        let runtime_dir = unsafe { optional_path_arg(runtime_dir) };
         let connected = Bus::connect_with(&BusOptions {
             name: name.to_string(),
-            runtime_dir: runtime_dir.map(PathBuf::from),
+            runtime_dir: runtime_dir.map(Path::to_path_buf),
         })?;
         // SAFETY: as above.
         unsafe { out.write(handle::into_raw::<shmbus_bus_t>(connected)) };
