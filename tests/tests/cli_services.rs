@@ -115,11 +115,18 @@ fn spawn_call(bus: &TestBus, args: &[&str]) -> Child {
         .expect("spawn shmbus call")
 }
 
-/// Waits (bounded) until a server of `service` has taken `n` requests.
+/// Waits (bounded) until the servers of `service` have taken `n` requests
+/// off the queue: answered, or dropped because their caller had given up
+/// (a call that timed out before a busy machine got to it).
 fn wait_taken(bus: &TestBus, service: &str, n: u64) {
     let taken = wait_until(READY, || {
-        service_stats(&bus.name, service)
-            .is_ok_and(|s| s.server_stats.iter().map(|v| v.taken).sum::<u64>() >= n)
+        service_stats(&bus.name, service).is_ok_and(|s| {
+            s.server_stats
+                .iter()
+                .map(|v| v.taken + v.dropped)
+                .sum::<u64>()
+                >= n
+        })
     });
     assert!(
         taken,
