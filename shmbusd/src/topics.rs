@@ -198,25 +198,43 @@ impl Topics {
 
     /// Closes and forgets every topic whose segment files were removed from
     /// `/dev/shm` behind the daemon's back (systemd-logind's `RemoveIPC` at
-    /// logout, an `rm`), and returns how many. Attached clients still share
-    /// the unlinked memory, but no new client could join them: closing wakes
-    /// them with `Closed`, and the next open creates the topic afresh.
+    /// logout, an `rm`) or truncated by a client with write access, and
+    /// returns how many. Attached clients of a removed topic still share the
+    /// unlinked memory, but no new client could join them: closing wakes
+    /// them with `Closed`; those of a truncated one get `Corrupt`. The next
+    /// open creates the topic afresh.
     pub fn drop_vanished(&mut self) -> usize {
-        let vanished: Vec<String> = self
+        let vanished: Vec<(String, &'static str)> = self
             .owners
-            .keys()
-            .filter(|name| {
-                [Part::Data, Part::Subs].iter().any(|part| {
-                    let path = shm_path(&self.bus, name, *part);
-                    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-                })
+            .iter()
+            .filter_map(|(name, owner)| {
+                let cfg = owner.config();
+                let sizes = [
+                    (Part::Data, cfg.data_segment_size()),
+                    (Part::Subs, cfg.subs_segment_size()),
+                ];
+                let mut why = None;
+                for (part, size) in sizes {
+                    match std::fs::symlink_metadata(shm_path(&self.bus, name, part)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            why = Some("removed from /dev/shm by someone else (systemd-logind RemoveIPC?)");
+                        }
+                        Ok(meta) if meta.len() != size => {
+                            why = Some("truncated by a process with write access to them");
+                        }
+                        _ => {}
+                    }
+                }
+                if why.is_none() && owner.is_damaged() {
+                    why = Some("truncated under the daemon's mapping by a process with write access to them");
+                }
+                why.map(|w| (name.clone(), w))
             })
-            .cloned()
             .collect();
-        for name in &vanished {
+        for (name, why) in &vanished {
             if let Some(owner) = self.owners.remove(name) {
                 tracing::warn!(
-                    "topic `{name}`: its segments were removed from /dev/shm by someone else (systemd-logind RemoveIPC?); closing it, the next open creates it afresh"
+                    "topic `{name}`: its segments were {why}; closing it, the next open creates it afresh"
                 );
                 owner.close();
                 if let Err(e) = owner.unlink() {

@@ -214,3 +214,43 @@ fn subscriber_limit_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("subscriber") && err.contains('1'), "{err}");
 }
+
+#[test]
+fn truncated_segment_harms_neither_daemon_nor_clients() {
+    let mut bus = TestBus::new("truncate");
+    bus.start_daemon();
+    create(&bus, &["cut", "--capacity", "16"]);
+    let mut sub = bus
+        .cli()
+        .args(["sub", "cut"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shmbus sub");
+    bus.wait_subscribers("cut", 1);
+    // A client with write access to the subs segment (every subscriber
+    // has) cuts it down to its header.
+    let subs = bus
+        .shm_files()
+        .into_iter()
+        .find(|f| f.ends_with(".subs"))
+        .expect("subs segment");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{subs}"))
+        .and_then(|f| f.set_len(4096))
+        .expect("truncate");
+    // The daemon notices, closes the topic, and the subscriber ends with an
+    // error or `Closed`, never killed by a signal.
+    let status = wait_exit(&mut sub, Duration::from_secs(30));
+    assert!(status.code().is_some(), "shmbus sub ended with {status}");
+    // The daemon is alive and the topic can be used again, afresh.
+    assert!(wait_until(Duration::from_secs(20), || {
+        bus.cli()
+            .args(["pub", "cut", "again"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }));
+    let daemon = bus.daemon().expect("daemon");
+    assert!(daemon.try_wait().unwrap().is_none(), "shmbusd died");
+}
