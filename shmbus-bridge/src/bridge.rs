@@ -1,0 +1,185 @@
+//! The bridge process: connects to the local bus, opens the Zenoh session,
+//! starts the export and import threads, and waits for a signal.
+//!
+//! Threads: one exporter, one importer (each only if it has patterns), Zenoh's
+//! own runtime, and this main thread, which alone takes the signals (SIGINT
+//! and SIGTERM stop the bridge, SIGUSR1 logs its counters) and logs peers
+//! that connect and disconnect. The workers block those signals, so a
+//! signal never interrupts one of their waits.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use tracing::{info, warn};
+use zenoh::Wait;
+
+use crate::export::Exporter;
+use crate::import::{Importer, IMPORT_QUEUE};
+use crate::options::BridgeArgs;
+use crate::own::OwnPublished;
+use crate::stats::Stats;
+use crate::tag::random_origin;
+use crate::zconfig::zenoh_config;
+
+/// How often the main thread looks at signals and at the peer list.
+const TICK: Duration = Duration::from_millis(100);
+const PEER_CHECK: Duration = Duration::from_secs(1);
+
+/// Runs the bridge until SIGINT or SIGTERM. The error is one line for the
+/// user (what failed, what to do).
+pub fn run(args: BridgeArgs) -> Result<(), String> {
+    if args.exports.is_empty() && args.imports.is_empty() {
+        return Err(
+            "nothing to bridge: give at least one --export or --import pattern (see `shmbus-bridge --help`)"
+                .to_string(),
+        );
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let bus_opts = args.bus_options();
+    let connect = || shmbus::Bus::connect_with(&bus_opts).map_err(|e| e.to_string());
+    let export_bus = connect()?;
+    let import_bus = connect()?;
+
+    let config = zenoh_config(&args)?;
+    let session = zenoh::open(config)
+        .wait()
+        .map_err(|e| format!("cannot open the Zenoh session: {e} (check --listen/--connect endpoints and --zenoh-config)"))?;
+    let origin = random_origin();
+    info!(
+        "bridging bus `{}` as origin {origin:016x}, Zenoh id {}, keys `{}/TOPIC`",
+        args.bus,
+        session.zid(),
+        args.key_prefix
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Stats::default());
+    let own = Arc::new(OwnPublished::default());
+    let mut workers = Vec::new();
+
+    // Declared before the exporter starts so that an import is recorded
+    // before the exporter could see it.
+    let mut zenoh_subscribers = Vec::new();
+    if !args.imports.is_empty() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
+        for pattern in &args.imports {
+            let key = pattern.key_expr(&args.key_prefix);
+            let tx = tx.clone();
+            let sub = session
+                .declare_subscriber(key.clone())
+                // Blocks Zenoh's reception while the queue is full: the
+                // back-pressure described in `import`.
+                .callback(move |sample| {
+                    let _ = tx.send(sample);
+                })
+                .wait()
+                .map_err(|e| format!("cannot subscribe to Zenoh key `{key}`: {e}"))?;
+            info!("importing `{key}` into bus `{}`", args.bus);
+            zenoh_subscribers.push(sub);
+        }
+        let importer = Importer {
+            bus: import_bus,
+            samples: rx,
+            patterns: args.imports.clone(),
+            exports: args.exports.clone(),
+            key_prefix: args.key_prefix.clone(),
+            origin,
+            own: own.clone(),
+            stats: stats.clone(),
+            stop: stop.clone(),
+            publish_timeout: args.publish_timeout(),
+        };
+        workers.push(spawn("import", move || importer.run())?);
+    }
+    if !args.exports.is_empty() {
+        let exporter = Exporter {
+            bus: export_bus,
+            session: session.clone(),
+            patterns: args.exports.clone(),
+            key_prefix: args.key_prefix.clone(),
+            origin,
+            own: own.clone(),
+            stats: stats.clone(),
+            stop: stop.clone(),
+            poll_interval: args.poll_interval(),
+        };
+        workers.push(spawn("export", move || exporter.run())?);
+    }
+
+    let mut peers = BTreeSet::new();
+    let mut next_peer_check = Instant::now();
+    'main: loop {
+        for sig in signals.pending() {
+            match sig {
+                SIGUSR1 => info!("counters: {}", stats.summary()),
+                _ => {
+                    info!("stopping on signal {sig}");
+                    break 'main;
+                }
+            }
+        }
+        if Instant::now() >= next_peer_check {
+            log_peer_changes(&session, &mut peers);
+            next_peer_check = Instant::now() + PEER_CHECK;
+        }
+        std::thread::sleep(TICK);
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    drop(zenoh_subscribers);
+    for w in workers {
+        if w.join().is_err() {
+            warn!("a bridge thread panicked");
+        }
+    }
+    if let Err(e) = session.close().wait() {
+        warn!("closing the Zenoh session: {e}");
+    }
+    info!("counters: {}", stats.summary());
+    Ok(())
+}
+
+/// Starts a worker thread with the bridge's signals blocked in it.
+fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(format!("bridge-{name}"))
+        .spawn(move || {
+            block_bridge_signals();
+            body();
+        })
+        .map_err(|e| format!("cannot start the {name} thread: {e}"))
+}
+
+fn block_bridge_signals() {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1] {
+        set.add(s);
+    }
+    // Cannot fail with a valid `how`; if it did, a signal could interrupt a
+    // wait, which the workers also survive (they treat it as a spurious
+    // wake-up or a dropped sample, counted).
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
+/// Logs Zenoh peers and routers that appeared or went away since the last
+/// look.
+fn log_peer_changes(session: &zenoh::Session, known: &mut BTreeSet<String>) {
+    let info = session.info();
+    let mut now: BTreeSet<String> = info.peers_zid().wait().map(|z| z.to_string()).collect();
+    now.extend(info.routers_zid().wait().map(|z| format!("{z} (router)")));
+    for gone in known.difference(&now) {
+        info!("Zenoh disconnected from {gone}");
+    }
+    for new in now.difference(known) {
+        info!("Zenoh connected to {new}");
+    }
+    *known = now;
+}

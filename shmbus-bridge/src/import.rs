@@ -1,0 +1,241 @@
+//! Import: Zenoh samples under the `--import` key expressions, published
+//! into local topics in arrival order by one thread.
+//!
+//! Zenoh hands samples to a callback that pushes them into a bounded queue
+//! (`IMPORT_QUEUE` samples). This thread publishes each into its local topic
+//! (opened through the daemon, so created with its defaults on first use)
+//! through a loan, recording the loan's sequence number first so the
+//! exporter does not send it back (see [`crate::own`]).
+//!
+//! Back-pressure, what `block` means across the network: when a local
+//! `block` topic is full, this thread waits for room up to
+//! `--publish-timeout-ms`, then drops the sample and counts it
+//! (`dropped_full`). While it waits, the queue fills, the Zenoh callback
+//! waits on the queue, and Zenoh stops reading that link, so the remote
+//! exporter's `Block` puts wait in turn: a slow local subscriber slows the
+//! remote publisher, up to the bound. Beyond it, messages are dropped (and
+//! counted here) rather than stalling every topic of the link forever.
+//!
+//! Loss: each sample's tag carries the exporter's running count; a jump of
+//! `n` is logged and added to `import_lost`. A shmbus topic has no way to
+//! carry a loss count to its subscribers (the library's `Lagged(n)` comes
+//! only from the ring itself), so local subscribers do not see these losses:
+//! the bridge's log and counters are where they are reported.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmbus::{Bus, Error, Publisher};
+use tracing::{debug, info, warn};
+use zenoh::sample::Sample;
+
+use crate::gaps::{GapTracker, Observed};
+use crate::own::OwnPublished;
+use crate::pattern::{any_matches, topic_of_key, TopicPattern};
+use crate::stats::Stats;
+use crate::tag::Tag;
+
+/// Samples queued between Zenoh's callback and the import thread.
+pub const IMPORT_QUEUE: usize = 1024;
+
+/// Longest one wait for a sample lasts, so the thread notices the stop flag.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// Least time between two log lines of one kind of drop on one topic.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// What the import thread needs.
+pub struct Importer {
+    /// The local bus.
+    pub bus: Bus,
+    /// Samples from Zenoh's callback.
+    pub samples: Receiver<Sample>,
+    /// `--import` patterns (the key expressions already filter; this also
+    /// rejects keys a wildcard would let through that are no pattern's).
+    pub patterns: Vec<TopicPattern>,
+    /// `--export` patterns: imported topics matching them are recorded in
+    /// `own`.
+    pub exports: Vec<TopicPattern>,
+    /// `--key-prefix`.
+    pub key_prefix: String,
+    /// This bridge's origin id.
+    pub origin: u64,
+    /// Where imported sequence numbers are recorded.
+    pub own: Arc<OwnPublished>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Set when the bridge shuts down.
+    pub stop: Arc<AtomicBool>,
+    /// The bound on a wait for room.
+    pub publish_timeout: Duration,
+}
+
+/// Rate limit of the drop logs, per (kind, topic).
+#[derive(Default)]
+struct LogLimit {
+    last: HashMap<(&'static str, String), Instant>,
+}
+
+impl LogLimit {
+    fn allow(&mut self, kind: &'static str, topic: &str) -> bool {
+        let now = Instant::now();
+        match self.last.get_mut(&(kind, topic.to_string())) {
+            Some(at) if now.duration_since(*at) < LOG_EVERY => false,
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => {
+                self.last.insert((kind, topic.to_string()), now);
+                true
+            }
+        }
+    }
+}
+
+impl Importer {
+    /// Runs until the stop flag is set.
+    pub fn run(self) {
+        let mut publishers: HashMap<String, Publisher> = HashMap::new();
+        let mut gaps = GapTracker::default();
+        let mut logs = LogLimit::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            let sample = match self.samples.recv_timeout(WAIT_SLICE) {
+                Ok(s) => s,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            self.handle(&sample, &mut publishers, &mut gaps, &mut logs);
+        }
+    }
+
+    fn handle(
+        &self,
+        sample: &Sample,
+        publishers: &mut HashMap<String, Publisher>,
+        gaps: &mut GapTracker,
+        logs: &mut LogLimit,
+    ) {
+        let key = sample.key_expr().as_str();
+        let Some(topic) = topic_of_key(key, &self.key_prefix) else {
+            Stats::add(&self.stats.bad_samples, 1);
+            if logs.allow("key", key) {
+                warn!("ignoring a sample on key `{key}`: it is not `{}/TOPIC` with a valid topic name", self.key_prefix);
+            }
+            return;
+        };
+        if !any_matches(&self.patterns, topic) {
+            return;
+        }
+        // A sample without a tag comes from a plain Zenoh publisher, not a
+        // bridge: it is imported, with no loss tracking.
+        let tag = sample.attachment().and_then(|a| Tag::decode(&a.to_bytes()));
+        if let Some(tag) = tag {
+            if tag.origin == self.origin {
+                Stats::add(&self.stats.own_skipped, 1);
+                return;
+            }
+            match gaps.observe(tag.origin, topic, tag.count) {
+                Observed::First | Observed::InOrder => {}
+                Observed::Gap(n) => {
+                    Stats::add(&self.stats.import_lost, n);
+                    warn!(
+                        "import of `{topic}` from origin {:016x}: {n} messages lost before remote #{}",
+                        tag.origin, tag.seq
+                    );
+                }
+                Observed::Stale => {
+                    Stats::add(&self.stats.stale, 1);
+                    debug!("dropping a stale sample of `{topic}` (count {})", tag.count);
+                    return;
+                }
+            }
+        }
+        let payload = sample.payload().to_bytes();
+        self.publish(topic, &payload, publishers, logs);
+    }
+
+    /// Publishes one payload into `topic`, reopening the topic once if it
+    /// was closed (removed and maybe re-created) under the publisher.
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        publishers: &mut HashMap<String, Publisher>,
+        logs: &mut LogLimit,
+    ) {
+        for attempt in 0..2 {
+            if !publishers.contains_key(topic) {
+                match self.bus.publisher(topic) {
+                    Ok(p) => {
+                        info!("importing into `{topic}`");
+                        publishers.insert(topic.to_string(), p);
+                    }
+                    Err(e) => {
+                        Stats::add(&self.stats.bad_samples, 1);
+                        if logs.allow("open", topic) {
+                            warn!("cannot publish imported samples into `{topic}`: {e}");
+                        }
+                        return;
+                    }
+                }
+            }
+            let publisher = publishers.get_mut(topic).expect("opened above");
+            if payload.len() > publisher.max_msg_size() {
+                Stats::add(&self.stats.oversize, 1);
+                if logs.allow("oversize", topic) {
+                    warn!(
+                        "dropping an imported sample of {} bytes: `{topic}` takes at most {} bytes",
+                        payload.len(),
+                        publisher.max_msg_size()
+                    );
+                }
+                return;
+            }
+            let record = any_matches(&self.exports, topic);
+            let failed = match publisher.loan_timeout(payload.len(), self.publish_timeout) {
+                Ok(mut loan) => {
+                    loan.copy_from_slice(payload);
+                    if record {
+                        // Before the commit: once committed, the exporter
+                        // may read it at once.
+                        self.own.record(topic, loan.seq());
+                    }
+                    loan.commit();
+                    Stats::add(&self.stats.imported, 1);
+                    return;
+                }
+                Err(e) => e,
+            };
+            match failed {
+                Error::Timeout => {
+                    Stats::add(&self.stats.dropped_full, 1);
+                    if logs.allow("full", topic) {
+                        warn!(
+                            "dropping an imported sample: `{topic}` stayed full for {:?} (a slow local subscriber)",
+                            self.publish_timeout
+                        );
+                    }
+                    return;
+                }
+                // Removed under us (and maybe re-created): reopen once.
+                Error::Closed if attempt == 0 => {
+                    publishers.remove(topic);
+                }
+                e => {
+                    Stats::add(&self.stats.bad_samples, 1);
+                    if logs.allow("publish", topic) {
+                        warn!("publishing an imported sample into `{topic}` failed: {e}");
+                    }
+                    if matches!(e, Error::Closed) {
+                        publishers.remove(topic);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

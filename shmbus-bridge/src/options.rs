@@ -1,0 +1,100 @@
+//! The command line of `shmbus-bridge` (reached as `shmbus bridge`: the CLI
+//! passes its `--bus`/`--runtime-dir` and the rest of the arguments on).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::pattern::TopicPattern;
+
+/// How the Zenoh session joins the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// A peer: listens on `--listen`, dials `--connect` (other bridges or
+    /// routers).
+    Peer,
+    /// A client of the zenohd router(s) named by `--connect`.
+    Client,
+}
+
+/// Carries chosen topics of a local shmbus bus to other hosts through Zenoh.
+///
+/// Nothing leaves the host unless a topic matches an `--export` pattern,
+/// nothing enters unless it matches an `--import` pattern, and multicast
+/// scouting stays off unless `--scout` is given: the bridge talks only to
+/// the endpoints named.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "shmbus-bridge", version, about, long_about = None)]
+pub struct BridgeArgs {
+    /// Bus to bridge [default: $SHMBUS_BUS, else `default`].
+    #[arg(long, value_name = "NAME", default_value_t = shmbus::BusOptions::default().name, hide_default_value = true)]
+    pub bus: String,
+    /// Directory of the daemon's socket [default: $SHMBUS_RUNTIME_DIR, else
+    /// $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-UID].
+    #[arg(long, value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+    /// Export local topics matching PATTERN (`*`, `sensors/*`, or a topic);
+    /// repeatable. Topics that appear later are picked up.
+    #[arg(long = "export", value_name = "PATTERN", value_parser = TopicPattern::parse)]
+    pub exports: Vec<TopicPattern>,
+    /// Import remote topics matching PATTERN into the local bus; repeatable.
+    #[arg(long = "import", value_name = "PATTERN", value_parser = TopicPattern::parse)]
+    pub imports: Vec<TopicPattern>,
+    /// Zenoh endpoint to listen on (`tcp/0.0.0.0:7447`); repeatable. None by
+    /// default: the bridge then only dials out.
+    #[arg(long = "listen", value_name = "ENDPOINT")]
+    pub listen: Vec<String>,
+    /// Zenoh endpoint to connect to (`tcp/10.0.0.2:7447`); repeatable.
+    #[arg(long = "connect", value_name = "ENDPOINT")]
+    pub connect: Vec<String>,
+    /// Session mode.
+    #[arg(long, value_enum, default_value_t = Mode::Peer)]
+    pub mode: Mode,
+    /// Turn multicast scouting on (off by default: nothing is sent to
+    /// addresses the command line did not name).
+    #[arg(long)]
+    pub scout: bool,
+    /// A Zenoh configuration file (JSON5) to start from; the options above
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    pub zenoh_config: Option<PathBuf>,
+    /// First chunks of every Zenoh key: local topic T is key `PREFIX/T`.
+    #[arg(long, value_name = "PREFIX", default_value = "shmbus", value_parser = parse_key_prefix)]
+    pub key_prefix: String,
+    /// How long an import waits for room in a full local `block` topic
+    /// before it drops the message (counted), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub publish_timeout_ms: u64,
+    /// How often new local topics are looked for, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub poll_ms: u64,
+}
+
+fn parse_key_prefix(s: &str) -> Result<String, String> {
+    crate::pattern::validate_key_prefix(s)?;
+    Ok(s.to_string())
+}
+
+impl BridgeArgs {
+    /// The bound on an import's wait for room.
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    /// The topic discovery period.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(10))
+    }
+
+    /// Where to find the bus.
+    pub fn bus_options(&self) -> shmbus::BusOptions {
+        shmbus::BusOptions {
+            name: self.bus.clone(),
+            runtime_dir: self
+                .runtime_dir
+                .clone()
+                .filter(|d| !d.as_os_str().is_empty()),
+        }
+    }
+}
