@@ -3,43 +3,65 @@
 //! A counting semaphore hands out one token per `post`; a broadcast ring needs
 //! the other shape — "something changed, everybody re-check". The event count
 //! is that shape (Vyukov's eventcount, as in folly and Aeron's idle
-//! strategies): a sequence word that notifiers bump, and a count of sleepers
-//! so that a notifier with nobody asleep makes no system call.
+//! strategies): a word that notifiers bump when someone may sleep, so that a
+//! notifier with nobody asleep makes no system call.
 //!
 //! ```text
-//!   offset 0  seq:     u32  bumped by every notify that finds sleepers; the futex word
-//!   offset 4  waiters: u32  callers between `prepare` and `cancel` (a hint)
+//!   offset 0  seq:      u32  bit 0: somebody may sleep; bits 1..: generation.
+//!                            The futex word.
+//!   offset 4  reserved: u32  (was a sleeper count in early builds; unused)
 //! ```
 //!
 //! Protocol for a waiter: `key = prepare()`, re-check the condition, then
 //! `wait(key, ..)` if still unmet, and `cancel()` in every case. For a
 //! notifier: make the condition true (a Release store), then `notify_all()`.
 //!
+//! # The sleeper bit clears itself
+//!
+//! `prepare` sets bit 0 of `seq`; the first `notify_all` that sees it set
+//! moves `seq` to the next even value (clearing the bit and changing the
+//! word the sleepers wait on) and wakes them all. Notifiers after it see
+//! the bit clear and make no system call until a waiter sets it again. So a
+//! burst of publishes to parked subscribers costs one `FUTEX_WAKE`, not one
+//! per message (a count of sleepers, which the woken only decrement once
+//! they run, made every publish of the burst wake them again). And a waiter
+//! that dies, or gives up without sleeping, leaves at most one needless wake
+//! behind, never a permanently raised count.
+//!
 //! # Why no wake-up is lost
 //!
-//! `prepare` increments `waiters` (SeqCst) and then a SeqCst fence orders it
-//! before the waiter's re-check of the condition; `notify_all` puts a SeqCst
-//! fence between the notifier's store of the condition and its read of
-//! `waiters`. By the fences' total order, either the notifier sees the waiter
-//! (and bumps `seq` and wakes) or the waiter's re-check sees the condition
-//! (and does not sleep). If the notifier bumps `seq` after the waiter read its
-//! key, `FUTEX_WAIT(seq, key)` fails at once in the kernel; if it wakes after
-//! the waiter is queued, the wake finds it. Exercised by the ring's
-//! loom models in `src/loom_model.rs` (every parking wait goes through it).
+//! `prepare` sets the bit with a read-modify-write and then issues a SeqCst
+//! fence before the waiter's re-check of its condition; `notify_all` puts a
+//! SeqCst fence between the notifier's store of the condition and its read
+//! of `seq`. By the fences' total order, either the notifier's read sees the
+//! bit (and bumps `seq` and wakes), or the waiter's re-check sees the
+//! condition (and does not sleep). A notifier whose bump fails because
+//! `seq` changed meanwhile lost to another notifier's bump, which changed
+//! the word and woke every sleeper of that generation; a waiter that set the
+//! bit after that bump did so after the failed notifier's fence (else the
+//! notifier's read would have seen it), so its re-check sees the condition.
+//! If `seq` moves after a waiter took its key, `FUTEX_WAIT(seq, key)` fails
+//! at once in the kernel; if the wake comes after the waiter is queued, it
+//! finds it. Exercised by the ring's loom models in `src/loom_model.rs`
+//! (every parking wait goes through it).
 
 use std::time::Duration;
 
 use crate::futex::{self, WaitOutcome};
 use crate::sync::{fence, AtomicU32, Ordering};
 
-/// A broadcast wake-up word with a sleeper count. All-zero bytes are valid.
+/// Bit 0 of `seq`: somebody may be asleep on it.
+const SLEEPER: u32 = 1;
+
+/// A broadcast wake-up word. All-zero bytes are valid.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct EventCount {
-    /// Bumped (wrapping) by notifiers that find sleepers; the futex word.
+    /// Bit 0: a sleeper may be waiting; above: the generation. The futex
+    /// word.
     seq: AtomicU32,
-    /// Callers between `prepare` and `cancel`.
-    waiters: AtomicU32,
+    /// Reserved (keeps the layout of version-1 segments).
+    _reserved: AtomicU32,
 }
 
 impl EventCount {
@@ -49,48 +71,50 @@ impl EventCount {
     }
 
     /// Announces a waiter; returns the key for [`EventCount::wait`]. The
-    /// caller must re-check its condition after this and call `cancel` when
-    /// done waiting, whatever happened.
+    /// caller must re-check its condition after this, and call `cancel` when
+    /// done waiting.
     pub fn prepare(&self) -> u32 {
-        // SYNC POINT (eventcount): pairs with the fence in `notify_all`.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
         // Acquire: pairs with the AcqRel bump in `notify_all`, so a waiter
-        // that reads a bumped key also sees the notifier's condition.
-        self.seq.load(Ordering::Acquire)
+        // that reads a bumped word also sees the notifier's condition.
+        let key = self.seq.fetch_or(SLEEPER, Ordering::AcqRel) | SLEEPER;
+        // SYNC POINT (eventcount): pairs with the fence in `notify_all`.
+        fence(Ordering::SeqCst);
+        key
     }
 
-    /// Sleeps until a notify after `prepare` returned `key`, a timeout, a
-    /// signal, or spuriously.
+    /// Sleeps until the word moves off `key` (a notify), `timeout` passes, a
+    /// signal arrives, or spuriously. The caller re-checks its condition in
+    /// every case.
     pub fn wait(&self, key: u32, timeout: Option<Duration>) -> WaitOutcome {
         futex::wait(&self.seq, key, timeout)
     }
 
-    /// Withdraws the waiter announced by `prepare`.
-    pub fn cancel(&self) {
-        // Saturating: a hostile process may have zeroed the count; an
-        // underflow would only make notifiers pay needless system calls, but
-        // staying at zero keeps the hint meaningful.
-        let _ = self
-            .waiters
-            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| w.checked_sub(1));
-    }
+    /// Ends a wait. Nothing to undo: the sleeper bit is cleared by the next
+    /// notifier (at the cost of at most one needless wake).
+    pub fn cancel(&self) {}
 
-    /// Wakes every sleeper if there may be one. Call after making the
-    /// condition true. No system call when nobody waits.
+    /// Wakes every sleeper if any may sleep. Call after making the condition
+    /// true. With nobody asleep this is a fence and a load: no system call.
     #[inline]
     pub fn notify_all(&self) {
         // SYNC POINT (eventcount): pairs with the fence in `prepare`.
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.force_notify_all();
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & SLEEPER != 0
+            && self
+                .seq
+                .compare_exchange(s, s.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            futex::wake_all(&self.seq);
         }
     }
 
-    /// Bumps the sequence and wakes every sleeper unconditionally (used on
-    /// close, and by the reaper).
+    /// Wakes every sleeper unconditionally (close, detach, reaping: rare
+    /// paths where a system call does not matter).
     pub fn force_notify_all(&self) {
-        self.seq.fetch_add(1, Ordering::AcqRel);
+        // +2 moves the generation and keeps the sleeper bit as it was.
+        self.seq.fetch_add(2, Ordering::AcqRel);
         futex::wake_all(&self.seq);
     }
 
@@ -99,17 +123,16 @@ impl EventCount {
         &self.seq
     }
 
-    /// Whether anybody is announced as waiting (a snapshot).
+    /// Whether a sleeper may be waiting (a snapshot; a set bit may be stale
+    /// until the next notify clears it).
     pub fn has_waiters(&self) -> bool {
-        self.waiters.load(Ordering::Relaxed) != 0
+        self.seq.load(Ordering::Relaxed) & SLEEPER != 0
     }
 
-    /// Removes the announcement of a waiter that died while waiting (called
-    /// by the reaper, which knows from the dead client's own flag that it had
-    /// announced itself and not withdrawn).
-    pub(crate) fn cancel_dead(&self) {
-        self.cancel();
-    }
+    /// Withdraws the announcement of a waiter that died while waiting. With
+    /// the self-clearing sleeper bit there is nothing to withdraw; kept so
+    /// the reaper's protocol reads the same for every wake-up word.
+    pub(crate) fn cancel_dead(&self) {}
 }
 
 #[cfg(not(loom))]

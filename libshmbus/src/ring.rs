@@ -204,13 +204,9 @@ impl Waiter {
                 spin_hint();
                 continue;
             }
-            // Announce first (waiters++), then the flag: if we die between
-            // the two instructions the count stays one too high for the
-            // topic's life, so every later notify pays a FUTEX_WAKE system
-            // call; but no wake-up is ever lost. The other order would be
-            // worse: the reaper withdraws for a dead client whose flag is
-            // set, and withdrawing a count never added could strand a live
-            // sleeper.
+            // Announce (the event count's sleeper bit), then the flag that
+            // stats show. A client dying in between leaves at most one
+            // needless wake (the bit clears itself at the next notify).
             let key = ec.prepare();
             flag.store(1, Ordering::Relaxed);
             let outcome = match ready() {
@@ -399,27 +395,26 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
                 && matches!(stamp::state(st), stamp::COMMITTED | stamp::ABANDONED)
         };
         if free {
-            if slot
-                .stamp
-                .compare_exchange(
-                    st,
-                    stamp::pack(seq, stamp::WRITING),
-                    // SYNC POINT (claim visibility): Release pairs with the
-                    // Acquire stamp load in `lapped`: whoever sees WRITING(seq)
-                    // then sees our claim, tail > seq.
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                // SYNC POINT (seqlock): the WRITING stamp must be visible
-                // before any byte of the new payload; pairs with the reader's
-                // Acquire fence before its re-check of the stamp.
-                fence(Ordering::Release);
-                return Ok(());
-            }
-            // The stamp changed under us: a round like any other below, so
-            // a process rewriting it cannot keep us past our deadline.
+            // A plain store, not a CAS: no honest process writes this stamp
+            // while the previous lap is final and `seq` is ours. Other
+            // publishers write other sequences; the slot's next writer
+            // (`seq + cap`) waits for our final stamp; and the reaper only
+            // abandons a dead publisher's claim that no live entry holds in
+            // `inflight` (`claimed_by_another`), while we hold `seq` there
+            // from before our claim until our commit. (A CAS here was a full
+            // barrier on every publish, the largest single cost the fast-path
+            // ablation in docs/performance.md found.)
+            //
+            // SYNC POINT (claim visibility): Release pairs with the Acquire
+            // stamp load in `lapped`: whoever sees WRITING(seq) then sees our
+            // claim, tail > seq.
+            slot.stamp
+                .store(stamp::pack(seq, stamp::WRITING), Ordering::Release);
+            // SYNC POINT (seqlock): the WRITING stamp must be visible before
+            // any byte of the new payload; pairs with the reader's Acquire
+            // fence before its re-check of the stamp.
+            fence(Ordering::Release);
+            return Ok(());
         } else if stamp::seq(st) >= seq && st != 0 {
             // Only we may write `seq`, and nothing later can precede us.
             return Err(Error::corrupt(
