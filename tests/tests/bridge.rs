@@ -14,7 +14,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use shmbus::{Publisher, SubscribeOptions, Subscriber};
-use shmbus_tests::{bin, run_with_input, wait_exit, wait_until, TestBus};
+use shmbus_tests::{bin, run_with_input, signal, wait_exit, wait_for_line, wait_until, TestBus};
 
 /// Generous bound on every readiness wait (2 busy cores, debug builds).
 const READY: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ const READY: Duration = Duration::from_secs(60);
 /// test's stderr (for failures) and to `lines`.
 struct Bridge {
     child: Child,
-    _lines: Receiver<String>,
+    lines: Receiver<String>,
 }
 
 impl Bridge {
@@ -49,7 +49,13 @@ impl Bridge {
                 let _ = tx.send(l);
             }
         });
-        Bridge { child, _lines: rx }
+        Bridge { child, lines: rx }
+    }
+
+    /// Waits (bounded) for a log line containing `needle` and returns it.
+    fn wait_log(&self, needle: &str) -> String {
+        wait_for_line(&self.lines, needle, READY)
+            .unwrap_or_else(|| panic!("the bridge did not log `{needle}` within {READY:?}"))
     }
 
     /// SIGKILLs the bridge (no cleanup of any kind) and reaps it.
@@ -309,4 +315,114 @@ fn killing_a_bridge_harms_no_local_client() {
     std::io::Read::read_to_string(&mut sub.stdout.take().unwrap(), &mut text).unwrap();
     let want: Vec<String> = first.into_iter().chain(second).collect();
     assert_eq!(text.lines().collect::<Vec<_>>(), want);
+}
+
+/// A `drop-oldest` topic whose exporting bridge is stopped (SIGSTOP) while
+/// its ring is overwritten: the exporter's `Lagged(n)` crosses as a gap, the
+/// importing bridge logs and counts exactly `n` lost, and what was still in
+/// the ring arrives in order.
+#[test]
+fn local_loss_at_the_exporter_is_reported_by_the_importer() {
+    let a = started("lossA");
+    let b = started("lossB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let out = a
+        .cli()
+        .args([
+            "create",
+            "lossy/t",
+            "--policy",
+            "drop-oldest",
+            "--capacity",
+            "16",
+        ])
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "{out:?}");
+    let ba = Bridge::start(&a, &["--export", "lossy/*", "--listen", &listen]);
+    let bb = Bridge::start(&b, &["--import", "lossy/*", "--connect", &listen]);
+    wait_route(&a, &b, "lossy/probe");
+    let mut sub = b
+        .client()
+        .subscriber("lossy/t", SubscribeOptions::default())
+        .unwrap();
+    a.wait_subscribers("lossy/t", 1);
+
+    // A first message sets the importer's baseline for this origin.
+    let mut publisher = a.client().publisher("lossy/t").unwrap();
+    publisher.send(b"first").unwrap();
+    let got = collect_until(&mut sub, |g| !g.is_empty());
+    assert_eq!(got, ["first"]);
+
+    signal(&ba.child, nix::sys::signal::Signal::SIGSTOP);
+    let sent: Vec<String> = (1..=100).map(|i| format!("m{i}")).collect();
+    for m in &sent {
+        publisher.send(m.as_bytes()).unwrap();
+    }
+    signal(&ba.child, nix::sys::signal::Signal::SIGCONT);
+
+    let line = bb.wait_log("messages lost before remote");
+    let lost: u64 = line
+        .split(": ")
+        .last()
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in `{line}`"));
+    assert!(lost > 0 && lost < 100, "{line}");
+    let kept = 100 - lost as usize;
+    let got = collect_until(&mut sub, |g| g.len() >= kept);
+    assert_eq!(
+        got,
+        sent[100 - kept..],
+        "the messages still in the ring, in order"
+    );
+
+    signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
+    let counters = bb.wait_log("counters:");
+    assert!(
+        counters.contains(&format!("import_lost={lost} ")),
+        "{counters}"
+    );
+    // Every import: the probes that crossed, `first`, and the kept ones.
+    let imported = published(&b, "lossy/probe") + 1 + kept as u64;
+    assert!(
+        counters.contains(&format!("imported={imported} ")),
+        "{counters}"
+    );
+}
+
+/// A remote message larger than the local topic takes is counted and
+/// logged, never a crash; the next one that fits still arrives.
+#[test]
+fn oversize_remote_messages_are_counted_not_fatal() {
+    let a = started("bigA");
+    let b = started("bigB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let _ba = Bridge::start(&a, &["--export", "big/*", "--listen", &listen]);
+    let bb = Bridge::start(&b, &["--import", "big/*", "--connect", &listen]);
+    let out = b
+        .cli()
+        .args(["create", "big/t", "--max-msg-size", "64"])
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "{out:?}");
+    wait_route(&a, &b, "big/probe");
+    let mut sub = b
+        .client()
+        .subscriber("big/t", SubscribeOptions::default())
+        .unwrap();
+    let mut publisher = a.client().publisher("big/t").unwrap();
+    a.wait_subscribers("big/t", 1);
+
+    publisher.send(&[b'x'; 1000]).unwrap();
+    publisher.send(b"small").unwrap();
+    let got = collect_until(&mut sub, |g| !g.is_empty());
+    assert_eq!(got, ["small"]);
+    let line = bb.wait_log("dropping an imported sample of 1000 bytes");
+    assert!(line.contains("at most 64 bytes"), "{line}");
+    signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
+    let counters = bb.wait_log("counters:");
+    assert!(counters.contains("oversize=1 "), "{counters}");
 }
