@@ -426,3 +426,46 @@ fn oversize_remote_messages_are_counted_not_fatal() {
     let counters = bb.wait_log("counters:");
     assert!(counters.contains("oversize=1 "), "{counters}");
 }
+
+/// The listening bridge is SIGKILLed and started again on the same
+/// endpoint: the connecting bridge reconnects by itself and messages
+/// published after the restart flow again, in order.
+#[test]
+fn a_restarted_bridge_carries_messages_again() {
+    let a = started("rsA");
+    let b = started("rsB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let export = ["--export", "r/*", "--listen", &listen];
+    let mut ba = Bridge::start(&a, &export);
+    let _bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
+    wait_route(&a, &b, "r/probe1");
+    let mut sub = b
+        .client()
+        .subscriber("r/t", SubscribeOptions::default())
+        .unwrap();
+    let mut publisher = a.client().publisher("r/t").unwrap();
+    a.wait_subscribers("r/t", 1);
+    publisher.send(b"before").unwrap();
+    assert_eq!(collect_until(&mut sub, |g| !g.is_empty()), ["before"]);
+
+    ba.kill();
+    // The dead bridge's subscriber entry is reaped by the daemon.
+    assert!(
+        wait_until(READY, || a
+            .client()
+            .topics()
+            .unwrap()
+            .iter()
+            .any(|t| t.topic == "r/t" && t.subscribers == 0)),
+        "the killed bridge was not reaped"
+    );
+    let _ba = Bridge::start(&a, &export);
+    wait_route(&a, &b, "r/probe2");
+    a.wait_subscribers("r/t", 1);
+    let after: Vec<String> = (1..=20).map(|i| format!("after{i}")).collect();
+    for m in &after {
+        publisher.send(m.as_bytes()).unwrap();
+    }
+    assert_eq!(collect_until(&mut sub, |g| g.len() >= 20), after);
+}
