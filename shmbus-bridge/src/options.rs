@@ -25,7 +25,9 @@ pub enum Mode {
 /// scouting stays off unless `--scout` is given: the bridge talks only to
 /// the endpoints named.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "shmbus-bridge", version, about, long_about = None)]
+// `args_override_self`: `shmbus --bus X bridge --bus Y` passes both; the
+// last one wins instead of being an error.
+#[command(name = "shmbus-bridge", version, about, long_about = None, args_override_self = true)]
 pub struct BridgeArgs {
     /// Bus to bridge [default: $SHMBUS_BUS, else `default`].
     #[arg(long, value_name = "NAME", default_value_t = shmbus::BusOptions::default().name, hide_default_value = true)]
@@ -96,5 +98,34 @@ impl BridgeArgs {
                 .clone()
                 .filter(|d| !d.as_os_str().is_empty()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_may_pass_bus_twice_and_the_last_wins() {
+        let a = BridgeArgs::parse_from([
+            "shmbus-bridge",
+            "--bus",
+            "x",
+            "--export",
+            "a/*",
+            "--bus",
+            "y",
+            "--export",
+            "b",
+        ]);
+        assert_eq!(a.bus, "y");
+        assert_eq!(
+            a.exports,
+            [
+                TopicPattern::Prefix("a".into()),
+                TopicPattern::Exact("b".into())
+            ]
+        );
+        assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--export", "a*"]).is_err());
     }
 }
