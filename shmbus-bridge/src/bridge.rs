@@ -111,6 +111,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
     }
 
     let mut peers = BTreeSet::new();
+    let mut failed = None;
     let mut next_peer_check = Instant::now();
     'main: loop {
         for sig in signals.pending() {
@@ -121,6 +122,16 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
                     break 'main;
                 }
             }
+        }
+        // A worker ends only on the stop flag; one that ended otherwise
+        // panicked (its message is on stderr): stop rather than run half a
+        // bridge.
+        if workers.iter().any(|w| w.is_finished()) {
+            failed = Some(
+                "a bridge thread stopped unexpectedly (see the log above); restart the bridge"
+                    .to_string(),
+            );
+            break 'main;
         }
         if Instant::now() >= next_peer_check {
             log_peer_changes(&session, &mut peers);
@@ -140,7 +151,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
         warn!("closing the Zenoh session: {e}");
     }
     info!("counters: {}", stats.summary());
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// Starts a worker thread with the bridge's signals blocked in it.

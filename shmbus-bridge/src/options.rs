@@ -27,7 +27,7 @@ pub enum Mode {
 #[derive(Parser, Debug, Clone)]
 // `args_override_self`: `shmbus --bus X bridge --bus Y` passes both; the
 // last one wins instead of being an error.
-#[command(name = "shmbus-bridge", version, about, long_about = None, args_override_self = true)]
+#[command(name = "shmbus-bridge", version, args_override_self = true)]
 pub struct BridgeArgs {
     /// Bus to bridge [default: $SHMBUS_BUS, else `default`].
     #[arg(long, value_name = "NAME", default_value_t = shmbus::BusOptions::default().name, hide_default_value = true)]
