@@ -591,3 +591,25 @@ fn a_full_local_topic_drops_imports_after_the_bound_with_a_count() {
         "more than the ring held"
     );
 }
+
+/// SIGTERM stops a bridge cleanly: exit 0, counters logged, and its
+/// subscriber entry is released at once (no reap needed).
+#[test]
+fn sigterm_stops_a_bridge_cleanly() {
+    let a = started("term");
+    let mut publisher = a.client().publisher("t/x").unwrap();
+    let mut bridge = Bridge::start(&a, &["--export", "t/*"]);
+    a.wait_subscribers("t/x", 1);
+    publisher.send(b"one").unwrap();
+    signal(&bridge.child, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_exit(&mut bridge.child, READY);
+    assert!(status.success(), "{status}");
+    let counters = bridge.wait_log("counters:");
+    assert!(counters.contains("export_errors=0 "), "{counters}");
+    assert!(wait_until(READY, || a
+        .client()
+        .topics()
+        .unwrap()
+        .iter()
+        .any(|t| t.topic == "t/x" && t.subscribers == 0)));
+}
