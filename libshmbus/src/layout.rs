@@ -38,7 +38,7 @@
 //! | 0      | magic "SHMBUS\0S" u64 | version u32 | part=2 u32               |
 //! | 16     | segment_size u64      | max_subs u32 | _ u32                  |
 //! | 32     | nonce u64 (equals the data segment's: the two belong together)|
-//! | 256    | data_ready: EventCount (seq u32, waiters u32)  own line       |
+//! | 256    | data_ready: EventCount (seq u32, reserved u32) own line       |
 //! | 384    | space_ready: EventCount                        own line       |
 //! | 512    | reaped_subs u64                                               |
 //! | ...    | (zero up to 4096)                                              |
@@ -596,6 +596,25 @@ pub fn check_subs_header(segment: &str, bytes: &[u8], geo: &Geometry) -> Result<
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// docs/design.md reproduces this module's layout diagram; keep the two
+    /// equal so the design document stays true as the layout moves.
+    #[test]
+    fn design_doc_carries_this_diagram() {
+        let design = include_str!("../../docs/design.md");
+        let diagram: Vec<&str> = include_str!("layout.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! "))
+            .filter(|l| l.starts_with('|') || l.starts_with('+'))
+            .collect();
+        assert!(diagram.len() > 20, "the diagram is in the module doc");
+        for line in diagram {
+            assert!(
+                design.lines().any(|d| d == line),
+                "docs/design.md lacks the layout line {line:?}: copy the diagram from layout.rs"
+            );
+        }
+    }
 
     #[test]
     fn config_rules_are_named() {
