@@ -1,6 +1,6 @@
 //! What a run must leave behind: nothing. Every named kernel object the
 //! benchmark creates (shared-memory regions, message queues, shmbus topic
-//! segments) is registered here while it exists, so that a run that has to
+//! and service segments) is registered here while it exists, so that a run that has to
 //! stop half-way (a child died, a case hung) can still remove them, and so
 //! that leftovers of a run that was killed outright are swept by the next one.
 
@@ -18,6 +18,13 @@ pub enum Resource {
     Mqueue(String),
     /// Every segment of a shmbus bus.
     Bus(String),
+    /// One shmbus service's segment.
+    Service {
+        /// Bus name.
+        bus: String,
+        /// Service name.
+        name: String,
+    },
 }
 
 static LIVE: Mutex<Vec<Resource>> = Mutex::new(Vec::new());
@@ -56,6 +63,9 @@ fn remove(r: &Resource) {
         }
         Resource::Bus(bus) => {
             let _ = shmbus::remove_bus_segments(bus);
+        }
+        Resource::Service { bus, name } => {
+            let _ = shmbus::service::remove_service(bus, name);
         }
     }
 }

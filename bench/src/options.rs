@@ -19,16 +19,21 @@ pub enum Group {
     Throughput,
     /// shmbus 1 → N fan-out (N = 1, 2, 4, 8, 16).
     Fanout,
+    /// Request/reply, 64 B: shmbus services (call/serve; spin,
+    /// spin-then-park, park) and a Unix-socket request/reply; round trips of
+    /// sequential calls and calls/s of pipelined ones.
+    Services,
 }
 
 impl Group {
     /// Every group, in report order.
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Floors,
         Group::Kernel,
         Group::Latency,
         Group::Throughput,
         Group::Fanout,
+        Group::Services,
     ];
 }
 

@@ -40,6 +40,19 @@ pub enum CaseKind {
         /// Loan/recv_ref instead of send/recv.
         zero_copy: bool,
     },
+    /// shmbus service: sequential calls (round trip), then pipelined calls
+    /// (calls/s), client and server in the same wait strategy.
+    ServiceRpc {
+        /// How the client and the server wait.
+        wait: Wait,
+        /// Measured pipelined calls (`iters` are the sequential ones).
+        pipelined: u64,
+    },
+    /// The same request/reply over a Unix stream socket.
+    UnixRpc {
+        /// Measured pipelined calls (`iters` are the sequential ones).
+        pipelined: u64,
+    },
     /// shmbus 1 → N.
     ShmbusFanOut {
         /// N.
@@ -98,6 +111,14 @@ pub mod ids {
     pub const SHMBUS_COPY_1M: &str = "shmbus/throughput/copy/1048576";
     /// shmbus zero-copy 1 MiB stream.
     pub const SHMBUS_ZC_1M: &str = "shmbus/throughput/zero-copy/1048576";
+    /// shmbus service call/serve, 64 B, client and server waiting in `wait`.
+    pub fn service(wait: Wait) -> String {
+        format!("services/{}/64", wait.name())
+    }
+    /// shmbus service, both ends spinning (the judged row).
+    pub const SERVICE_SPIN_64: &str = "services/spin/64";
+    /// Unix-socket request/reply, 64 B.
+    pub const SERVICE_UNIX_64: &str = "services/unix/64";
     /// shmbus fan-out to N subscribers that poll (the judged series).
     pub fn fanout(n: usize) -> String {
         fanout_mode(FanOutMode::Poll, n)
@@ -110,6 +131,7 @@ pub mod ids {
         }
     }
     use crate::shmbus_cases::fanout::FanOutMode;
+    use crate::shmbus_cases::Wait;
 }
 
 /// Iteration budgets before `--quick` scaling.
@@ -266,6 +288,36 @@ pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
                 );
             }
         }
+    }
+    if opts.wants(Group::Services) {
+        for wait in [Wait::Spin, Wait::SpinThenPark, Wait::Park] {
+            let (iters, pipelined) = if wait == Wait::Park {
+                (b.sleep_latency, 100_000)
+            } else {
+                (b.spin_latency / 2, 400_000)
+            };
+            add(
+                ids::service(wait),
+                Group::Services,
+                format!("shmbus {}", wait.name()),
+                64,
+                CaseKind::ServiceRpc {
+                    wait,
+                    pipelined: pipelined / div,
+                },
+                iters,
+            );
+        }
+        add(
+            ids::SERVICE_UNIX_64.into(),
+            Group::Services,
+            "unix socket".into(),
+            64,
+            CaseKind::UnixRpc {
+                pipelined: 60_000 / div,
+            },
+            b.sleep_latency,
+        );
     }
     out
 }

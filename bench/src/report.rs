@@ -35,7 +35,8 @@ pub struct Machine {
 /// Min–max of a row's headline figure over the repeats.
 #[derive(Clone, Debug, Serialize)]
 pub struct Spread {
-    /// Which figure (`p50_ns`, `msgs_per_sec`, `mib_per_sec`, `publish_ns`).
+    /// Which figure (`p50_ns`, `rtt_p50_ns`, `msgs_per_sec`, `mib_per_sec`,
+    /// `publish_ns`).
     pub of: &'static str,
     /// Smallest over repeats.
     pub min: f64,
@@ -79,6 +80,11 @@ pub struct Row {
     pub publish_ns: Option<f64>,
     /// Delivered rate of the slowest subscriber (fan-out).
     pub slowest_msgs_per_sec: Option<f64>,
+    /// Round-trip percentiles of sequential calls (request/reply cases; not
+    /// halved, unlike `latency`).
+    pub round_trip: Option<LatencySummary>,
+    /// Calls per second with several in flight (request/reply cases).
+    pub calls_per_sec: Option<f64>,
     /// Range of the headline figure over repeats.
     pub range: Option<Spread>,
     /// Ratios to floors and baselines.
@@ -163,6 +169,7 @@ impl Report {
         self.latency_section(&mut s);
         self.throughput_section(&mut s);
         self.fanout_section(&mut s);
+        self.services_section(&mut s);
         let _ = writeln!(s, "\nTargets (SPEC §9)");
         for v in &self.targets {
             let _ = writeln!(s, "  {v}");
@@ -206,7 +213,7 @@ impl Report {
         let rows: Vec<&Row> = self
             .rows
             .iter()
-            .filter(|r| r.latency.is_none() && r.publish_ns.is_none())
+            .filter(|r| r.latency.is_none() && r.publish_ns.is_none() && r.round_trip.is_none())
             .collect();
         if rows.is_empty() {
             return;
@@ -273,6 +280,47 @@ impl Report {
     }
 }
 
+impl Report {
+    fn services_section(&self, s: &mut String) {
+        let rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.round_trip.is_some())
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nServices, request/reply between two processes: ROUND TRIP of one call at a time (not halved);\n  \
+             calls/s with {} calls in flight (client and server in the same wait strategy)",
+            crate::shmbus_cases::service::DEPTH,
+        );
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:<19} vs",
+            "case", "size", "p50", "p90", "p99", "p99.9", "max", "calls/s", "p50 range"
+        );
+        for r in rows {
+            let l = r.round_trip.expect("filtered");
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {:<19} {}",
+                r.label,
+                size_label(r.size),
+                fmt_ns(l.p50_ns),
+                fmt_ns(l.p90_ns),
+                fmt_ns(l.p99_ns),
+                fmt_ns(l.p999_ns),
+                fmt_ns(l.max_ns),
+                r.calls_per_sec.map_or("-".into(), fmt_rate),
+                range_text(r, fmt_ns),
+                versus_text(r)
+            );
+        }
+    }
+}
+
 impl Machine {
     fn probe(cores: Option<CorePair>) -> Machine {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -322,6 +370,8 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
         mib_per_sec: None,
         publish_ns: None,
         slowest_msgs_per_sec: None,
+        round_trip: None,
+        calls_per_sec: None,
         range: None,
         versus: Vec::new(),
     };
@@ -358,6 +408,24 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
                 _ => None,
             })));
         }
+        CaseKind::ServiceRpc { .. } | CaseKind::UnixRpc { .. } => {
+            let rtt: Vec<LatencySummary> = samples
+                .iter()
+                .filter_map(|s| match s {
+                    Sample::Rpc { round_trip, .. } => Some(*round_trip),
+                    _ => None,
+                })
+                .collect();
+            row.round_trip = Some(median_summary(&rtt));
+            row.range = spread(
+                "rtt_p50_ns",
+                &rtt.iter().map(|l| l.p50_ns).collect::<Vec<_>>(),
+            );
+            row.calls_per_sec = Some(median(&pick(&|s| match s {
+                Sample::Rpc { calls_per_sec, .. } => Some(*calls_per_sec),
+                _ => None,
+            })));
+        }
         _ => {
             let lat: Vec<LatencySummary> = samples
                 .iter()
@@ -367,16 +435,7 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
                 })
                 .collect();
             if !lat.is_empty() {
-                let m =
-                    |f: fn(&LatencySummary) -> f64| median(&lat.iter().map(f).collect::<Vec<_>>());
-                row.latency = Some(LatencySummary {
-                    p50_ns: m(|l| l.p50_ns),
-                    p90_ns: m(|l| l.p90_ns),
-                    p99_ns: m(|l| l.p99_ns),
-                    p999_ns: m(|l| l.p999_ns),
-                    max_ns: m(|l| l.max_ns),
-                    samples: lat.iter().map(|l| l.samples).sum(),
-                });
+                row.latency = Some(median_summary(&lat));
                 row.range = spread("p50_ns", &lat.iter().map(|l| l.p50_ns).collect::<Vec<_>>());
             }
             let rates = pick(&|s| match s {
@@ -392,6 +451,19 @@ fn summarise(case: &CaseDef, samples: &[Sample]) -> Row {
         }
     }
     row
+}
+
+/// Percentile by percentile medians over repeats; samples summed.
+fn median_summary(lat: &[LatencySummary]) -> LatencySummary {
+    let m = |f: fn(&LatencySummary) -> f64| median(&lat.iter().map(f).collect::<Vec<_>>());
+    LatencySummary {
+        p50_ns: m(|l| l.p50_ns),
+        p90_ns: m(|l| l.p90_ns),
+        p99_ns: m(|l| l.p99_ns),
+        p999_ns: m(|l| l.p999_ns),
+        max_ns: m(|l| l.max_ns),
+        samples: lat.iter().map(|l| l.samples).sum(),
+    }
 }
 
 /// The references each shmbus row is compared with.
@@ -464,6 +536,35 @@ fn comparisons(row: &Row, all: &[Row]) -> Vec<Versus> {
                     .and_then(|b| mine.map(|m| m / b)),
             );
         }
+    } else if row.id.starts_with("services/") && row.id != ids::SERVICE_UNIX_64 {
+        // The floors are one-way (half a round trip): a call's reference
+        // is two of them.
+        let rtt = row.round_trip.map(|l| l.p50_ns);
+        let floor = if row.id.contains("/park/") {
+            (ids::FUTEX_FLOOR, "2x futex floor")
+        } else {
+            (ids::SPIN_FLOOR, "2x spin floor")
+        };
+        push(
+            floor.0,
+            floor.1,
+            find(floor.0)
+                .and_then(p50)
+                .and_then(|b| rtt.map(|m| m / (2.0 * b))),
+        );
+        let unix = find(ids::SERVICE_UNIX_64);
+        push(
+            ids::SERVICE_UNIX_64,
+            "unix round trip",
+            unix.and_then(|u| u.round_trip)
+                .and_then(|u| rtt.map(|m| m / u.p50_ns)),
+        );
+        push(
+            ids::SERVICE_UNIX_64,
+            "unix calls/s",
+            unix.and_then(|u| u.calls_per_sec)
+                .and_then(|u| row.calls_per_sec.map(|m| m / u)),
+        );
     } else if let Some(one) = fanout_base(&row.id).filter(|one| *one != row.id) {
         let base = find(&one).and_then(|b| b.publish_ns);
         push(
@@ -548,7 +649,9 @@ pub fn fmt_mib(m: f64) -> String {
 
 /// A ratio with 2-3 significant digits.
 pub fn fmt_ratio(x: f64) -> String {
-    if x >= 100.0 {
+    if x < 0.1 {
+        format!("{x:.3}")
+    } else if x >= 100.0 {
         format!("{x:.0}")
     } else if x >= 10.0 {
         format!("{x:.1}")
@@ -570,5 +673,94 @@ mod tests {
         assert_eq!(fmt_ns(1234.0), "1.23 us");
         assert_eq!(fmt_rate(12_345_678.0), "12.35M");
         assert_eq!(fmt_rate(4_560.0), "4.6k");
+    }
+
+    fn case(id: &str, kind: CaseKind, group: Group) -> CaseDef {
+        CaseDef {
+            id: id.into(),
+            group,
+            label: id.into(),
+            size: 64,
+            kind,
+            warmup: 1,
+            iters: 10,
+        }
+    }
+
+    fn latency(p50_ns: f64) -> LatencySummary {
+        LatencySummary {
+            p50_ns,
+            p90_ns: p50_ns,
+            p99_ns: p50_ns,
+            p999_ns: p50_ns,
+            max_ns: p50_ns,
+            samples: 10,
+        }
+    }
+
+    #[test]
+    fn service_targets_use_two_floor_hops_and_say_when_unmeasured() {
+        use crate::shmbus_cases::Wait;
+        let rpc = |rtt: f64, calls: f64| {
+            vec![Sample::Rpc {
+                round_trip: latency(rtt),
+                calls_per_sec: calls,
+            }]
+        };
+        let spin = case(
+            ids::SERVICE_SPIN_64,
+            CaseKind::ServiceRpc {
+                wait: Wait::Spin,
+                pipelined: 10,
+            },
+            Group::Services,
+        );
+        let unix = case(
+            ids::SERVICE_UNIX_64,
+            CaseKind::UnixRpc { pipelined: 10 },
+            Group::Services,
+        );
+        let floor = case(ids::SPIN_FLOOR, CaseKind::SpinFloor, Group::Floors);
+        let verdict = |r: &Report, key: &str| {
+            r.targets
+                .iter()
+                .find(|t| t.key == key)
+                .cloned()
+                .expect("target listed")
+        };
+        let opts = BenchOptions::default();
+
+        let without_floor = Report::build(
+            &opts,
+            None,
+            vec![
+                (spin.clone(), rpc(400.0, 2e6)),
+                (unix.clone(), rpc(20_000.0, 1e5)),
+            ],
+        );
+        let lat = verdict(&without_floor, "service-spin-latency");
+        assert_eq!((lat.ratio, lat.met), (None, None));
+        assert!(lat.detail.contains("floors"), "{}", lat.detail);
+        let calls = verdict(&without_floor, "service-calls");
+        assert_eq!(calls.ratio, Some(20.0));
+        assert_eq!(calls.met, Some(true));
+
+        let with_floor = Report::build(
+            &opts,
+            None,
+            vec![
+                (floor, vec![Sample::Latency(latency(100.0))]),
+                (spin, rpc(600.0, 2e6)),
+                (unix, rpc(20_000.0, 4e5)),
+            ],
+        );
+        // 600 ns against a 200 ns spin round trip (2 x 100 ns one-way).
+        let lat = verdict(&with_floor, "service-spin-latency");
+        assert_eq!(lat.ratio, Some(3.0));
+        assert_eq!(lat.met, Some(false));
+        assert_eq!(verdict(&with_floor, "service-calls").met, Some(false));
+        let row = with_floor.row(ids::SERVICE_SPIN_64).expect("row");
+        assert_eq!(row.versus.len(), 3);
+        assert!(with_floor.table().contains("ROUND TRIP"));
     }
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::affinity::{self, SavedAffinity};
-use crate::baselines::{futex, memcpy, mqueue, ring, spin, stream};
+use crate::baselines::{futex, memcpy, mqueue, ring, spin, stream, unix_rpc};
 use crate::cleanup::{self, Resource, BUS_PREFIX};
 use crate::options::BenchOptions;
 use crate::plan::{self, CaseDef, CaseKind};
 use crate::report::Report;
 use crate::shmbus_cases::fanout::{self, FanOutPlan};
+use crate::shmbus_cases::service::{self, RpcPlan};
 use crate::shmbus_cases::{latency, throughput};
 use crate::stats::Sample;
 use crate::supervisor::Ctx;
@@ -113,6 +114,10 @@ fn run_case(ctx: &Ctx, bus: &str, c: &CaseDef) -> Result<Sample, String> {
         CaseKind::ShmbusThroughput { zero_copy } => {
             throughput::run(ctx, bus, c.size, zero_copy, c.warmup, c.iters)
         }
+        CaseKind::ServiceRpc { wait, pipelined } => {
+            service::run(ctx, bus, wait, rpc_plan(c, pipelined))
+        }
+        CaseKind::UnixRpc { pipelined } => unix_rpc::run(ctx, rpc_plan(c, pipelined)),
         CaseKind::ShmbusFanOut { subscribers, mode } => {
             let stream = c.iters * FANOUT_STREAM_PER_BURST;
             fanout::run(
@@ -127,6 +132,16 @@ fn run_case(ctx: &Ctx, bus: &str, c: &CaseDef) -> Result<Sample, String> {
                 },
             )
         }
+    }
+}
+
+/// Sequential counts from the case, pipelined ones with a tenth as warm-up.
+fn rpc_plan(c: &CaseDef, pipelined: u64) -> RpcPlan {
+    RpcPlan {
+        warmup: c.warmup,
+        iters: c.iters,
+        pipe_warmup: (pipelined / 10).max(service::DEPTH as u64),
+        pipelined: pipelined.max(10),
     }
 }
 

@@ -5,8 +5,9 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// One-way latency percentiles of a ping-pong, in nanoseconds (half of each
-/// measured round trip).
+/// Latency percentiles in nanoseconds: one-way (half of each measured round
+/// trip, [`RttRecorder::one_way`]) for the ping-pongs, the whole round trip
+/// ([`RttRecorder::round_trip`]) for the request/reply cases.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     /// Median.
@@ -52,13 +53,23 @@ impl RttRecorder {
 
     /// One-way percentiles: half of the round-trip percentiles.
     pub fn one_way(&self) -> LatencySummary {
-        let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 2.0;
+        self.scaled(0.5)
+    }
+
+    /// Round-trip percentiles, as measured (a call and its reply: halving
+    /// would hide the server's turn-around, which is part of the cost).
+    pub fn round_trip(&self) -> LatencySummary {
+        self.scaled(1.0)
+    }
+
+    fn scaled(&self, k: f64) -> LatencySummary {
+        let q = |p: f64| self.hist.value_at_quantile(p) as f64 * k;
         LatencySummary {
             p50_ns: q(0.50),
             p90_ns: q(0.90),
             p99_ns: q(0.99),
             p999_ns: q(0.999),
-            max_ns: self.hist.max() as f64 / 2.0,
+            max_ns: self.hist.max() as f64 * k,
             samples: self.hist.len(),
         }
     }
@@ -79,6 +90,14 @@ pub enum Sample {
     Bandwidth {
         /// Bytes per second.
         bytes_per_sec: f64,
+    },
+    /// Request/reply: round trips of sequential calls, and the rate of
+    /// pipelined calls.
+    Rpc {
+        /// Round-trip percentiles of one call at a time.
+        round_trip: LatencySummary,
+        /// Calls per second completed with several in flight.
+        calls_per_sec: f64,
     },
     /// One publisher, N subscribers.
     FanOut {
@@ -136,6 +155,9 @@ mod tests {
         assert_eq!(s.p50_ns, 100.0);
         assert_eq!(s.max_ns, 200.0);
         assert_eq!(s.samples, 4);
+        let rt = r.round_trip();
+        assert_eq!(rt.p50_ns, 200.0);
+        assert_eq!(rt.max_ns, 400.0);
     }
 
     #[test]

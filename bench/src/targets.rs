@@ -1,4 +1,4 @@
-//! The SPEC §9 targets, each a ratio of two figures measured in the same run,
+//! The SPEC §9 targets (and the services targets of issue 9), each a ratio of two figures measured in the same run,
 //! and the verdict on each. A target whose two sides did not both run (see
 //! `--only`) is "not measured", never guessed.
 
@@ -24,7 +24,8 @@ pub enum Bound {
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
     /// Short key (`spin-latency`, `park-latency`, `small-throughput`,
-    /// `large-copy`, `zero-copy`, `fanout-publish`, `fanout-publish-parked`).
+    /// `large-copy`, `zero-copy`, `fanout-publish`, `fanout-publish-parked`,
+    /// `service-spin-latency`, `service-calls`).
     pub key: &'static str,
     /// The target in words.
     pub target: &'static str,
@@ -72,6 +73,8 @@ pub fn evaluate(rows: &[Row]) -> Vec<Verdict> {
     let rate = |id: &str| find(id).and_then(|r| r.msgs_per_sec);
     let mib = |id: &str| find(id).and_then(|r| r.mib_per_sec);
     let publish = |id: &str| find(id).and_then(|r| r.publish_ns);
+    let p50_rtt = |id: &str| find(id).and_then(|r| r.round_trip).map(|l| l.p50_ns);
+    let calls = |id: &str| find(id).and_then(|r| r.calls_per_sec);
     let fan1 = ids::fanout(1);
     let fan16 = ids::fanout(16);
     vec![
@@ -156,6 +159,32 @@ pub fn evaluate(rows: &[Row]) -> Vec<Verdict> {
             1.3,
             |a, b| format!("{} per send with 16 vs {} with 1", fmt_ns(a), fmt_ns(b)),
             "needs --only fanout",
+        ),
+        judge(
+            "service-spin-latency",
+            "service call round trip p50 (spin) vs raw spin round trip (2x the floor's one-way, 64 B)",
+            p50_rtt(ids::SERVICE_SPIN_64),
+            p50(ids::SPIN_FLOOR).map(|one_way| 2.0 * one_way),
+            Bound::AtMost,
+            2.5,
+            |a, b| format!("call {} vs spin round trip {}", fmt_ns(a), fmt_ns(b)),
+            "needs --only floors,services",
+        ),
+        judge(
+            "service-calls",
+            "service calls/s (spin, pipelined) vs Unix-socket request/reply (64 B)",
+            calls(ids::SERVICE_SPIN_64),
+            calls(ids::SERVICE_UNIX_64),
+            Bound::AtLeast,
+            10.0,
+            |a, b| {
+                format!(
+                    "shmbus {} calls/s vs unix socket {} calls/s",
+                    fmt_rate(a),
+                    fmt_rate(b)
+                )
+            },
+            "needs --only services",
         ),
     ]
 }

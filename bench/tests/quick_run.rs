@@ -1,7 +1,7 @@
 //! End-to-end smoke run of the benchmark: the built `shmbus-bench` binary in
 //! `--quick --json` mode, as a user would run it. Checks that the JSON
-//! parses, that every case the issue asks for produced its figures, that
-//! every SPEC §9 target was measured (met or not: no duration is asserted,
+//! parses, that every case the issues ask for produced its figures, that
+//! every SPEC §9 target (and each services target) was measured (met or not: no duration is asserted,
 //! the numbers belong in docs/performance.md), and that the run left nothing
 //! in /dev/shm.
 
@@ -10,7 +10,8 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Every case of a full run, by id: floors, kernel baselines, shmbus
-/// latency per wait strategy, throughput per path, fan-out per width.
+/// latency per wait strategy, throughput per path, fan-out per width,
+/// services per wait strategy and their Unix-socket baseline.
 fn expected_ids() -> Vec<String> {
     let mut ids: Vec<String> = ["floor/spin", "floor/futex", "floor/memcpy/1048576"]
         .iter()
@@ -42,6 +43,9 @@ fn expected_ids() -> Vec<String> {
     for n in [1, 2, 4, 8, 16] {
         ids.push(format!("shmbus/fanout/{n}"));
         ids.push(format!("shmbus/fanout-park/{n}"));
+    }
+    for kind in ["spin", "spin-then-park", "park", "unix"] {
+        ids.push(format!("services/{kind}/64"));
     }
     ids
 }
@@ -87,7 +91,14 @@ fn quick_json_run_has_every_case_and_target() {
     let by_id = |id: &str| rows.iter().find(|r| r["id"] == id);
     for id in expected_ids() {
         let row = by_id(&id).unwrap_or_else(|| panic!("case {id} missing from the report"));
-        let measured = if id.contains("/latency/") || id == "floor/spin" || id == "floor/futex" {
+        let measured = if id.starts_with("services/") {
+            let l = &row["round_trip"];
+            ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
+                .iter()
+                .all(|k| positive(&l[*k]))
+                && l["samples"].as_u64().is_some_and(|n| n > 0)
+                && positive(&row["calls_per_sec"])
+        } else if id.contains("/latency/") || id == "floor/spin" || id == "floor/futex" {
             let l = &row["latency"];
             ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
                 .iter()
@@ -109,6 +120,8 @@ fn quick_json_run_has_every_case_and_target() {
     assert!(versus("shmbus/latency/spin/64") >= 1);
     assert!(versus("shmbus/throughput/copy/1048576") >= 2);
     assert!(versus("shmbus/fanout/16") >= 1);
+    // Spin service: 2x spin floor, unix round trip, unix calls/s.
+    assert_eq!(versus("services/spin/64"), 3);
 
     let targets = report["targets"].as_array().expect("targets array");
     let keys: Vec<&str> = targets.iter().filter_map(|t| t["key"].as_str()).collect();
@@ -120,6 +133,8 @@ fn quick_json_run_has_every_case_and_target() {
         "zero-copy",
         "fanout-publish",
         "fanout-publish-parked",
+        "service-spin-latency",
+        "service-calls",
     ] {
         let t = targets
             .iter()

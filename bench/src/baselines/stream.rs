@@ -37,14 +37,16 @@ impl StreamKind {
 }
 
 /// One direction of a stream: the parent's end and the child's end.
-struct Channel {
-    parent: OwnedFd,
-    child: OwnedFd,
+pub(crate) struct Channel {
+    /// The parent's end (close-on-exec).
+    pub(crate) parent: OwnedFd,
+    /// The child's end (inherited).
+    pub(crate) child: OwnedFd,
 }
 
 /// A channel from parent to child (`to_child`) or back. The parent's end is
 /// close-on-exec; the child's end is inherited by the child only.
-fn channel(kind: StreamKind, to_child: bool) -> Result<Channel, String> {
+pub(crate) fn channel(kind: StreamKind, to_child: bool) -> Result<Channel, String> {
     let (a, b) = match kind {
         StreamKind::Pipe => {
             let (r, w) =

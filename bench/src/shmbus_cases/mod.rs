@@ -1,11 +1,13 @@
 //! The shmbus cases: latency ping-pong per wait strategy, one-to-one
-//! throughput on the copy and zero-copy paths, and fan-out to many
-//! subscribers. Topics are created directly with [`shmbus::TopicOwner`] on a
-//! bus private to the run (`bench-<pid>`), so no daemon is involved, and are
+//! throughput on the copy and zero-copy paths, fan-out to many subscribers,
+//! and service request/reply. Topics are created directly with
+//! [`shmbus::TopicOwner`] and services by the serving child, on a bus
+//! private to the run (`bench-<pid>`), so no daemon is involved; both are
 //! unlinked when the case ends.
 
 pub mod fanout;
 pub mod latency;
+pub mod service;
 pub mod throughput;
 pub mod topic;
 
@@ -64,6 +66,18 @@ pub enum ShmbusRole {
         /// Round trips.
         total: u64,
     },
+    /// Create service `service` and answer `total` requests with the
+    /// request itself.
+    Serve {
+        /// Bus name.
+        bus: String,
+        /// Service name.
+        service: String,
+        /// Server wait strategy.
+        wait: Wait,
+        /// Requests to answer.
+        total: u64,
+    },
     /// Subscribe to `topic` and receive `total` messages of `size` bytes.
     Sink {
         /// Bus name.
@@ -99,6 +113,12 @@ pub fn child(control: &Control, index: usize, role: ShmbusRole) -> Result<(), St
             wait,
             total,
         } => latency::pong_child(control, &bus, &ping, &pong, wait, total),
+        ShmbusRole::Serve {
+            bus,
+            service,
+            wait,
+            total,
+        } => service::serve_child(control, &bus, &service, wait, total),
         ShmbusRole::Sink {
             bus,
             topic,
