@@ -6,14 +6,19 @@
 //! `shmbusd`. A segment is created mode 0600 by its first server: another
 //! user's service is reported on stderr as unreadable and left out.
 //!
-//! Clients come and go with each call, and their counters with them, so the
-//! table's CALLS column counts what the servers attached now have answered;
-//! the clients' own counters are in the JSON. `shmbus stats` shows the
-//! same table after the topics'.
+//! The call counters are the service's since its segment was created:
+//! clients come and go with each call, and a client's counts join the
+//! service's totals when it leaves. P50/P99 are round trips (send to reply
+//! received) from the service's latency histogram, each at most 12.5 % over
+//! the truth; `-` before the first answer. Per-server and per-client rows
+//! are in the JSON. `shmbus stats` shows the same table after the topics'.
 
 use shmbus::service::{list_bus_services, service_stats, ServiceStats};
 
+use std::time::Duration;
+
 use crate::cli::Global;
+use crate::duration::format_duration;
 use crate::error::CliError;
 use crate::output::Output;
 use crate::table::{Align, Table};
@@ -23,7 +28,8 @@ const EXAMPLES: &str = "\
 Examples:
   shmbus services
   shmbus services --bus robot
-  shmbus services --json | jq '.[] | {service, servers, queued}'";
+  shmbus services --json | jq '.[] | {service, servers, queued}'
+  shmbus services --json | jq '.[] | {service, calls, errors, p50_ns, p99_ns}'";
 
 /// Options of `shmbus services`.
 #[derive(clap::Args, Debug)]
@@ -78,21 +84,30 @@ pub fn table(services: &[ServiceStats]) -> Table {
         ("QUEUED", Align::Right),
         ("IN FLIGHT", Align::Right),
         ("CALLS", Align::Right),
+        ("ERRORS", Align::Right),
+        ("TIMEOUTS", Align::Right),
+        ("P50", Align::Right),
+        ("P99", Align::Right),
         ("DROPPED", Align::Right),
         ("DEATHS", Align::Right),
         ("MAX REQ", Align::Right),
         ("MAX REPLY", Align::Right),
         ("MEMORY", Align::Right),
     ]);
+    let latency =
+        |ns: Option<u64>| ns.map_or("-".into(), |n| format_duration(Duration::from_nanos(n)));
     for s in services {
-        let answered: u64 = s.server_stats.iter().map(|v| v.replied).sum();
         t.row(vec![
             s.service.clone(),
             s.servers.to_string(),
             s.clients.to_string(),
             format!("{}/{}", s.queued, s.queue_capacity),
             s.in_flight.to_string(),
-            answered.to_string(),
+            s.calls.to_string(),
+            s.errors.to_string(),
+            s.timeouts.to_string(),
+            latency(s.p50_ns),
+            latency(s.p99_ns),
             s.dropped.to_string(),
             s.server_deaths.to_string(),
             units::bytes(u64::from(s.max_request_size)),

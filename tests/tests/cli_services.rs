@@ -359,18 +359,36 @@ fn services_lists_members_and_counters() {
         .map(|v| v["replied"].as_u64().unwrap())
         .sum();
     assert_eq!(replied, 3, "{s}");
+    // The service's own counters outlive the one-shot `call` clients.
+    assert_eq!(s["calls"], 3, "{s}");
+    assert_eq!(s["replies"], 3, "{s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert_eq!(s["timeouts"], 0, "{s}");
+    assert_eq!(s["gone"], 0, "{s}");
+    assert_eq!(s["in_flight"], 0, "{s}");
+    assert_eq!(s["latency_samples"], 3, "{s}");
+    let p50 = s["p50_ns"].as_u64().expect("p50 after 3 answers");
+    let p90 = s["p90_ns"].as_u64().expect("p90");
+    let p99 = s["p99_ns"].as_u64().expect("p99");
+    assert!(p50 > 0 && p50 <= p90 && p90 <= p99, "{s}");
 
     let table = String::from_utf8(ok(&bus, &["services"], b"")).unwrap();
     let mut lines = table.lines();
     let header = lines.next().unwrap();
     assert!(header.starts_with("SERVICE"), "{table}");
-    assert!(header.contains("CALLS"), "{table}");
+    for column in ["CALLS", "ERRORS", "TIMEOUTS", "P50", "P99"] {
+        assert!(header.contains(column), "{column}: {table}");
+    }
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
-        &row[..6],
-        ["math/add", "2", "0", "0/256", "0", "3"],
+        &row[..8],
+        ["math/add", "2", "0", "0/256", "0", "3", "0", "0"],
         "{table}"
     );
+    // P50 and P99 are durations, not the "-" of a service never answered.
+    for latency in &row[8..10] {
+        assert!(latency.ends_with('s') && latency != &"-", "{table}");
+    }
 
     // `shmbus stats` shows them after the topics.
     let stats = String::from_utf8(ok(&bus, &["stats", "--interval", "10ms"], b"")).unwrap();

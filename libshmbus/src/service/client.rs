@@ -10,7 +10,7 @@
 //! reach another client or another call, even one made later in the same
 //! slot.
 //!
-//! Failure semantics (see `docs/services.md`):
+//! Failure semantics (see `docs/rpc.md`):
 //! * no server attached: `NoServer` at once;
 //! * the server holding the call dies: `ServerGone`, about 100 ms after the
 //!   death (checked while waiting), never a wait past the timeout;
@@ -22,7 +22,7 @@
 //! `Vec`; `call_with` and `recv_reply_with` lend the reply in place) and
 //! makes no system call unless it sleeps or a server must be woken.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::{Deadline, WaitStrategy};
@@ -60,6 +60,8 @@ pub struct Client {
     free: Vec<u32>,
     /// Per slot, the correlation id of the call in flight there.
     pending: Box<[Option<u64>]>,
+    /// Per slot, when its call was sent (for the latency histogram).
+    sent_at: Box<[Instant]>,
     /// Slots given up while a server was writing into them; reusable once
     /// that write settles.
     orphans: Vec<u32>,
@@ -103,6 +105,7 @@ impl Client {
             strategy: WaitStrategy::default(),
             free,
             pending: vec![None; n as usize].into_boxed_slice(),
+            sent_at: vec![Instant::now(); n as usize].into_boxed_slice(),
             orphans,
             next_corr,
             token,
@@ -318,6 +321,9 @@ impl Client {
             return Err(self.no_server());
         }
         let slot = self.alloc_slot()?;
+        // The round trip counts from before the request is queued (one
+        // vDSO clock read, no system call).
+        self.sent_at[slot as usize] = Instant::now();
         let corr = self.next_corr;
         self.next_corr = self.next_corr.wrapping_add(1);
         let me = self.index;
@@ -478,10 +484,15 @@ impl Client {
                     // max_reply_size` bytes lie inside the payload area.
                     let bytes =
                         unsafe { std::slice::from_raw_parts(m.reply_payload(me, slot), len) };
+                    let rtt = self.sent_at[slot as usize].elapsed();
+                    m.counters()
+                        .latency
+                        .record(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
                     if status == STATUS_OK {
                         e.replies.fetch_add(1, Ordering::Relaxed);
                         Ok(f(bytes))
                     } else {
+                        e.errors.fetch_add(1, Ordering::Relaxed);
                         Err(Error::Remote {
                             service: m.service().to_string(),
                             message: String::from_utf8_lossy(bytes).into_owned(),

@@ -22,6 +22,10 @@
 //! | 640    | space_ready: EventCount   (own line; clients sleep on it)     |
 //! | 768    | servers u32 | clients u32  (attached; own line)             |
 //! | 896    | server_deaths u64 | reaped_clients u64 | dropped u64         |
+//! | 1024   | ServiceCounters: counts of clients gone (own line):           |
+//! |        |   calls u64 | replies u64 | errors u64 | timeouts u64 | gone  |
+//! | 1152   |   latency: LatencyHistogram, BUCKETS (305) × u64 ns counts   |
+//! |        |   (every client adds each round trip: see `histogram.rs`)     |
 //! | ...    | (zero up to 4096)                                             |
 //! +--------+---------------------------------------------------------------+
 //! | 4096   | ServerEntry[max_servers], 128 bytes each:                     |
@@ -32,6 +36,7 @@
 //! |        |   state u32 | pid u32 | next_corr u64 |                      |
 //! |        |   reply_ready: EventCount | waiting u32 | _ u32 |            |
 //! |        |   calls u64 | replies u64 | timeouts u64 | gone u64          |
+//! |        |   errors u64                                                  |
 //! |        |   (byte 0 of every entry is its OFD liveness-lock byte)       |
 //! +--------+---------------------------------------------------------------+
 //! | cells  | Cell[queue_capacity], cell_stride bytes (page-aligned start): |
@@ -60,7 +65,9 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// Magic of a service segment: `b"SHMBUS\0R"`.
 pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// Layout version of service segments.
-pub const SERVICE_VERSION: u32 = 1;
+/// Version 2 added the service counters and latency histogram at
+/// [`COUNTERS_OFFSET`] and the clients' `errors`.
+pub const SERVICE_VERSION: u32 = 2;
 /// Size of the header area (and the page alignment used).
 pub const HEADER_SIZE: usize = 4096;
 /// Spacing between independently written fields.
@@ -80,6 +87,8 @@ pub const MAX_MEMBERS: u32 = 1024;
 pub const MAX_SERVICE_SEGMENT: u64 = 4 << 30;
 /// Offset of [`ServiceShared`].
 pub const SHARED_OFFSET: usize = 256;
+/// Offset of [`ServiceCounters`].
+pub const COUNTERS_OFFSET: usize = 1024;
 
 /// Settings of a service, fixed when its segment is created (by the first
 /// server to attach).
@@ -372,6 +381,32 @@ pub struct ClientEntry {
     pub timeouts: AtomicU64,
     /// Calls that ended in `ServerGone`.
     pub gone: AtomicU64,
+    /// Calls answered with an error reply.
+    pub errors: AtomicU64,
+}
+
+/// The service's counters of calls made by clients no longer attached, and
+/// the round-trip latency of every call. Clients count in their own entry
+/// (no shared line on the call path); when an entry is freed its counts
+/// are added here and zeroed, so the service's totals are these plus the
+/// attached clients'. Only the histogram is written on every call.
+#[cfg(not(loom))]
+#[repr(C)]
+pub struct ServiceCounters {
+    /// Calls made.
+    pub calls: AtomicU64,
+    /// Replies received (not error replies).
+    pub replies: AtomicU64,
+    /// Error replies received.
+    pub errors: AtomicU64,
+    /// Calls given up (timeout, cancel).
+    pub timeouts: AtomicU64,
+    /// Calls that ended in `ServerGone`.
+    pub gone: AtomicU64,
+    _pad: [u8; LINE - 40],
+    /// Round trips (send to reply received, ns) of calls answered with a
+    /// reply or an error reply.
+    pub latency: crate::service::histogram::LatencyHistogram,
 }
 
 /// A queue cell's header; the request payload follows at [`CELL_HEADER_SIZE`].
@@ -420,6 +455,9 @@ mod checks {
     const _: () = assert!(SHARED_OFFSET + size_of::<ServiceShared>() <= HEADER_SIZE);
     const _: () = assert!(size_of::<ServerEntry>() <= ENTRY_SIZE);
     const _: () = assert!(size_of::<ClientEntry>() <= ENTRY_SIZE);
+    const _: () = assert!(SHARED_OFFSET + size_of::<ServiceShared>() <= COUNTERS_OFFSET);
+    const _: () = assert!(offset_of!(ServiceCounters, latency) == LINE);
+    const _: () = assert!(COUNTERS_OFFSET + size_of::<ServiceCounters>() <= HEADER_SIZE);
     const _: () = assert!(size_of::<CellHeader>() <= CELL_HEADER_SIZE);
     const _: () = assert!(size_of::<ReplyHeader>() <= CELL_HEADER_SIZE);
 }

@@ -37,8 +37,9 @@ use crate::liveness;
 use crate::names;
 use crate::segment::Segment;
 use crate::service::layout::{
-    self as sl, CellHeader, ClientEntry, ReplyHeader, ServerEntry, ServiceConfig, ServiceGeometry,
-    ServiceHeader, ServiceShared, CELL_HEADER_SIZE, SHARED_OFFSET,
+    self as sl, CellHeader, ClientEntry, ReplyHeader, ServerEntry, ServiceConfig, ServiceCounters,
+    ServiceGeometry, ServiceHeader, ServiceShared, CELL_HEADER_SIZE, COUNTERS_OFFSET,
+    SHARED_OFFSET,
 };
 use crate::service::queue::{self, QueueMemory};
 use crate::service::reply;
@@ -195,6 +196,16 @@ impl MappedService {
         // the validated mapping length; atomics and padding are valid for
         // any bytes; the mapping is page-aligned.
         unsafe { &*(self.seg.as_ptr().add(SHARED_OFFSET) as *const ServiceShared) }
+    }
+
+    /// The service's counters and latency histogram.
+    #[inline]
+    pub(crate) fn counters(&self) -> &ServiceCounters {
+        // SAFETY: COUNTERS_OFFSET + size_of::<ServiceCounters>() ≤
+        // HEADER_SIZE ≤ the validated mapping length (checked at compile
+        // time in layout.rs); atomics and padding are valid for any bytes;
+        // the offset is 128-byte aligned in a page-aligned mapping.
+        unsafe { &*(self.seg.as_ptr().add(COUNTERS_OFFSET) as *const ServiceCounters) }
     }
 
     /// Server entry `i` (clamped into range: callers validate first).
@@ -477,6 +488,19 @@ impl MappedService {
                 sh.space_ready.cancel_dead();
             }
             e.waiting.store(0, Ordering::Relaxed);
+        }
+        // Its counts join those of the clients gone before it; the entry
+        // starts from zero for its next owner.
+        let sc = self.counters();
+        for (from, to) in [
+            (&e.calls, &sc.calls),
+            (&e.replies, &sc.replies),
+            (&e.errors, &sc.errors),
+            (&e.timeouts, &sc.timeouts),
+            (&e.gone, &sc.gone),
+        ] {
+            // Wrapping, like every counter in shared memory.
+            to.fetch_add(from.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
         e.pid.store(0, Ordering::Relaxed);
         e.state.store(ENTRY_FREE, Ordering::Release);

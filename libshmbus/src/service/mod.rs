@@ -14,11 +14,12 @@
 //! reply slots are reclaimed by the next client that takes the entry, and
 //! its half-written request by whoever finds it in the way.
 //!
-//! The design, with the layout and why it is correct: `docs/services.md`;
+//! The design, with the layout and why it is correct: `docs/rpc.md`;
 //! the parts: [`layout`](self::layout) (the segment), `queue.rs` (the MPMC
 //! request queue whose cells name their holder), `reply.rs` (the reply slot
 //! protocol), `mapped.rs` (creation, entries, reclaiming the dead),
-//! `wait.rs` (waiting with liveness ticks).
+//! `wait.rs` (waiting with liveness ticks), [`histogram`] (round-trip
+//! latency), `stats.rs` (counters for `shmbus services`).
 //!
 //! ```no_run
 //! # fn main() -> shmbus::Result<()> {
@@ -39,6 +40,8 @@ pub(crate) mod reply;
 
 #[cfg(not(loom))]
 mod client;
+#[cfg(not(loom))]
+pub mod histogram;
 #[cfg(not(loom))]
 mod mapped;
 #[cfg(not(loom))]

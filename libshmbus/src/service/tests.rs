@@ -311,3 +311,80 @@ fn stats_and_listing_see_the_service() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn counters_and_latency_add_up_across_clients_gone_and_attached() {
+    let bus = Bus::new("counts");
+    let cfg = small();
+    let server = Server::attach_with(&bus.0, "n", &cfg).unwrap();
+    let stats = || crate::service::service_stats(&bus.0, "n").unwrap();
+    let s = stats();
+    assert_eq!((s.calls, s.latency_samples, s.p50_ns), (0, 0, None));
+    // First client: two replies, one error reply, one timeout; then it
+    // detaches and its counts must stay in the service's totals.
+    {
+        let mut c = Client::attach(&bus.0, "n").unwrap();
+        for (i, error) in [(0u8, false), (1, true), (2, false)] {
+            let t = c.send_request(&[i]).unwrap();
+            let r = server.recv_request(T).unwrap();
+            if error {
+                server.reply_error(r.ticket(), "refused").unwrap();
+            } else {
+                server.reply(r.ticket(), &[i]).unwrap();
+            }
+            drop(r);
+            let got = c.recv_reply(t, T);
+            assert_eq!(got.is_err(), error, "{got:?}");
+        }
+        let e = c.call(b"late", Duration::from_millis(1)).unwrap_err();
+        assert!(matches!(e, Error::Timeout), "{e}");
+        let s = stats();
+        assert_eq!(s.client_stats.len(), 1);
+        let cs = &s.client_stats[0];
+        assert_eq!(
+            (cs.calls, cs.replies, cs.errors, cs.timeouts, cs.gone),
+            (4, 2, 1, 1, 0)
+        );
+    }
+    // The late request is dropped by the server (its caller gave up).
+    assert!(server.try_recv_request().unwrap().is_none());
+    // Second client, attached: one reply, then a call its server drops.
+    let mut c = Client::attach(&bus.0, "n").unwrap();
+    let t = c.send_request(b"x").unwrap();
+    let r = server.recv_request(T).unwrap();
+    server.reply(r.ticket(), b"y").unwrap();
+    drop(r);
+    assert_eq!(c.recv_reply(t, T).unwrap(), b"y");
+    let s = stats();
+    assert_eq!(s.client_stats.len(), 1);
+    assert_eq!(s.client_stats[0].calls, 1, "the entry starts from zero");
+    assert_eq!(
+        (
+            s.calls,
+            s.replies,
+            s.errors,
+            s.timeouts,
+            s.gone,
+            s.in_flight
+        ),
+        (5, 3, 1, 1, 0, 0)
+    );
+    // Answered calls (replies and error replies) have a round trip each.
+    assert_eq!(s.latency_samples, 4);
+    let (p50, p90, p99) = (s.p50_ns.unwrap(), s.p90_ns.unwrap(), s.p99_ns.unwrap());
+    assert!(p50 > 0 && p50 <= p90 && p90 <= p99, "{s:?}");
+    let t = c.send_request(b"z").unwrap();
+    assert_eq!(stats().in_flight, 1);
+    drop(server.recv_request(T).unwrap());
+    drop(server);
+    assert!(matches!(
+        c.recv_reply(t, T).unwrap_err(),
+        Error::ServerGone { .. }
+    ));
+    let s = stats();
+    assert_eq!((s.calls, s.gone, s.in_flight), (6, 1, 0));
+    assert_eq!(
+        s.latency_samples, 4,
+        "a call that got no answer has no round trip"
+    );
+}
