@@ -1,6 +1,8 @@
 //! `loom` models of the request queue (`queue.rs`): the take/put race
 //! between competing producers and consumers, and a consumer dying while it
-//! holds a cell. Run with
+//! holds a cell; and of the reply slot protocol (`reply.rs`): a client and
+//! two servers, one dying at each point where it can hold a call, the other
+//! holding a stale ticket of the same slot. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmbus --release --lib loom`.
 //!
 //! Each request's payload is two words (`corr` and `len`) written with
@@ -215,4 +217,177 @@ fn loom_service_queue_dead_consumer_is_reclaimed_without_wedging() {
         assert_eq!(take(&q, 1).map(|(_, v)| v), Some(4));
         assert_eq!(take(&q, 1), None);
     });
+}
+
+/// Where the dying server of [`reply_model`] stops for good.
+#[derive(Clone, Copy, Debug)]
+enum DiesAt {
+    /// It took the request out of the queue, not yet the call's reply slot.
+    TookRequest,
+    /// It claimed the reply slot (`TAKEN`).
+    TookCall,
+    /// It was writing the reply (`WRITING`, half the payload written).
+    MidReply,
+}
+
+/// Who took the one queued request: 0 nobody yet, `s + 1` server `s`. A
+/// stand-in for the queue's exactly-once take (modelled above), so that
+/// the reclaimer, like the real one, knows which requests a dead server
+/// held out of the queue.
+struct Handoff(AtomicU32);
+
+impl Handoff {
+    fn take(&self, server: u32) -> bool {
+        self.0
+            .compare_exchange(0, server + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    fn holder(&self) -> Option<u32> {
+        self.0.load(Ordering::Acquire).checked_sub(1)
+    }
+}
+
+/// The reply slot protocol (`reply.rs`) with one client and two servers,
+/// one of which dies at `dies_at` (its liveness lock frees: `alive` turns
+/// false as its last act, as the kernel drops the lock at exit). The live
+/// server first tries to answer an earlier call of the same slot, which the
+/// client gave up (a stale ticket), then competes for the current call.
+/// The client waits, and on seeing the dying server dead reclaims it as
+/// `mapped.rs` does. It must end with the live server's reply for *this*
+/// call (payload whole) or with `ServerGone` when the dead server held it:
+/// never a stale or torn reply, never stuck.
+fn reply_model(dies_at: DiesAt) {
+    use crate::service::layout::ReplyHeader;
+    use crate::service::reply::{self, st, Seen};
+    use loom::sync::atomic::AtomicBool;
+
+    const DEAD: u32 = 0;
+    const LIVE: u32 = 1;
+    const STALE: u64 = 1;
+    const CORR: u64 = 2;
+    // What server `s` answers call `corr` with, split into two words.
+    let answer = |corr: u64, s: u32| (corr * 100 + u64::from(s), corr as u32 * 100 + s);
+
+    model(move || {
+        let slot = Arc::new(ReplyHeader::zeroed());
+        // The payload: two words written with separate relaxed stores.
+        let payload = Arc::new((AtomicU64::new(0), AtomicU32::new(0)));
+        // The earlier call: taken by the live server, then given up.
+        reply::begin_call(&slot, STALE);
+        assert!(reply::take(&slot, STALE, LIVE));
+        assert_eq!(reply::cancel(&slot, STALE), reply::Cancel::Freed);
+        // This call, queued.
+        reply::begin_call(&slot, CORR);
+        let handoff = Arc::new(Handoff(AtomicU32::new(0)));
+        let alive = Arc::new(AtomicBool::new(true));
+
+        let dying = {
+            let (slot, payload, handoff, alive) = (
+                Arc::clone(&slot),
+                Arc::clone(&payload),
+                Arc::clone(&handoff),
+                Arc::clone(&alive),
+            );
+            thread::spawn(move || {
+                if handoff.take(DEAD) {
+                    let step = match dies_at {
+                        DiesAt::TookRequest => false,
+                        DiesAt::TookCall => {
+                            assert!(reply::take(&slot, CORR, DEAD), "the call is ours");
+                            false
+                        }
+                        DiesAt::MidReply => {
+                            reply::take(&slot, CORR, DEAD) && reply::begin_reply(&slot, CORR, DEAD)
+                        }
+                    };
+                    if step {
+                        // Half a reply, then death.
+                        payload.0.store(answer(CORR, DEAD).0, Ordering::Relaxed);
+                    }
+                }
+                alive.store(false, Ordering::Release);
+            })
+        };
+        let live = {
+            let (slot, payload, handoff) = (
+                Arc::clone(&slot),
+                Arc::clone(&payload),
+                Arc::clone(&handoff),
+            );
+            thread::spawn(move || {
+                // The stale ticket: its reply must go nowhere.
+                if reply::begin_reply(&slot, STALE, LIVE) {
+                    let (a, b) = answer(STALE, LIVE);
+                    payload.0.store(a, Ordering::Relaxed);
+                    payload.1.store(b, Ordering::Relaxed);
+                    let _ = reply::finish_reply(&slot, STALE, LIVE);
+                }
+                if handoff.take(LIVE) {
+                    assert!(reply::take(&slot, CORR, LIVE), "the call is ours");
+                    assert!(reply::begin_reply(&slot, CORR, LIVE));
+                    let (a, b) = answer(CORR, LIVE);
+                    payload.0.store(a, Ordering::Relaxed);
+                    payload.1.store(b, Ordering::Relaxed);
+                    assert!(reply::finish_reply(&slot, CORR, LIVE));
+                }
+            })
+        };
+
+        // The client: poll; on a dead server, reclaim it (mapped.rs's
+        // `reclaim_server`, reply-slot part) and poll again.
+        let mut reclaimed = false;
+        let outcome = loop {
+            match reply::poll(&slot, CORR) {
+                Seen::Replied => {
+                    let who = reply::unpack(slot.state.load(Ordering::Relaxed)).taker;
+                    let got = (
+                        payload.0.load(Ordering::Relaxed),
+                        payload.1.load(Ordering::Relaxed),
+                    );
+                    assert_eq!(who, Some(LIVE), "only the live server replies");
+                    assert_eq!(got, answer(CORR, LIVE), "a stale or torn reply");
+                    break Seen::Replied;
+                }
+                Seen::Gone => break Seen::Gone,
+                Seen::Lost => panic!("the call's slot was lost"),
+                Seen::Waiting { .. } => {}
+            }
+            if !reclaimed && !alive.load(Ordering::Acquire) {
+                reclaimed = true;
+                // Requests it held out of the queue, slot not yet claimed.
+                if handoff.holder() == Some(DEAD) {
+                    reply::mark_gone(&slot, CORR, None);
+                }
+                // Calls whose reply slot it had claimed.
+                let w = reply::unpack(slot.state.load(Ordering::Acquire));
+                if w.taker == Some(DEAD) && matches!(w.state, st::TAKEN | st::WRITING) {
+                    reply::mark_gone(&slot, w.corr, Some(DEAD));
+                }
+                continue;
+            }
+            thread::yield_now();
+        };
+        dying.join().unwrap();
+        live.join().unwrap();
+        match handoff.holder() {
+            Some(LIVE) => assert_eq!(outcome, Seen::Replied),
+            Some(DEAD) => assert_eq!(outcome, Seen::Gone),
+            other => panic!("the request was never taken: {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn loom_service_reply_server_dies_holding_the_request() {
+    reply_model(DiesAt::TookRequest);
+}
+
+#[test]
+fn loom_service_reply_server_dies_after_taking_the_call() {
+    reply_model(DiesAt::TookCall);
+}
+
+#[test]
+fn loom_service_reply_server_dies_mid_reply() {
+    reply_model(DiesAt::MidReply);
 }
