@@ -91,6 +91,8 @@ pub enum Command {
     Services(crate::services::ServicesArgs),
     /// Measure latency and throughput between two processes on this machine.
     Bench(crate::bench::BenchCmd),
+    /// Carry topics to and from other hosts through Zenoh (runs shmbus-bridge).
+    Bridge(crate::bridge::BridgeArgs),
     /// Print a shell completion script.
     Completions(crate::completions::CompletionsArgs),
 }

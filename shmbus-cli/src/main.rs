@@ -11,6 +11,7 @@
 //! and turns the outcome into an exit status, in one place (`error.rs`).
 
 mod bench;
+mod bridge;
 mod call;
 mod cli;
 mod completions;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&global, args),
         Command::Services(args) => services::run(&global, args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Bridge(args) => bridge::run(&global, args),
         Command::Completions(args) => completions::run(args),
     };
     match outcome {

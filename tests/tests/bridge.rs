@@ -613,3 +613,25 @@ fn sigterm_stops_a_bridge_cleanly() {
         .iter()
         .any(|t| t.topic == "t/x" && t.subscribers == 0)));
 }
+
+/// `shmbus bridge` runs `shmbus-bridge` with the CLI's `--bus` and
+/// `--runtime-dir`: a route made of one bridge started each way carries a
+/// message.
+#[test]
+fn shmbus_bridge_subcommand_runs_the_bridge() {
+    let a = started("brcliA");
+    let b = started("brcliB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let mut via_cli = a
+        .cli()
+        .args(["bridge", "--export", "sensors/*", "--listen", &listen])
+        .env("RUST_LOG", "info,zenoh=warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn shmbus bridge");
+    let _bb = Bridge::start(&b, &["--import", "*", "--connect", &listen]);
+    wait_route(&a, &b, "sensors/cli");
+    let _ = via_cli.kill();
+    let _ = via_cli.wait();
+}
