@@ -4,12 +4,13 @@
 //! The kernel drops the lock when the process dies, however it dies, so a
 //! stale file never blocks a new daemon. Removing the file on shutdown races
 //! with a daemon that opened it just before: after locking we check that the
-//! path still names the file we locked, and start over if not.
+//! path still names the file we locked, and start over if not. The file is
+//! mode 0600 whatever the umask.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Why the lock could not be taken.
@@ -61,6 +62,12 @@ impl BusLock {
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io("stat", e)),
+            }
+            // The umask applied at creation: set the mode we mean, so a
+            // umask of 777 cannot leave a file the next daemon may not open.
+            if ours.mode() & 0o7777 != 0o600 {
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io("chmod", e))?;
             }
             file.set_len(0).map_err(|e| io("truncate", e))?;
             file.rewind().map_err(|e| io("write", e))?;

@@ -18,48 +18,64 @@ use crate::config::Group;
 
 /// Creates (if needed) and checks the runtime directory, then applies the
 /// socket group's permissions to it.
+///
+/// Every mode is set explicitly rather than left to the umask: a umask of
+/// 000 must not open the directory to others, and one of 077 or 777 must not
+/// lock the daemon out of what it creates.
 pub fn prepare(dir: &Path, group: Option<&Group>) -> Result<(), String> {
+    let choose = "choose another with --runtime-dir (or SHMBUS_RUNTIME_DIR)";
     if let Some(parent) = dir.parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                format!(
-                    "cannot create {} (for the runtime directory): {e}",
-                    parent.display()
-                )
-            })?;
+            create_parents(dir, parent, choose)?;
         }
     }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => tracing::debug!("created runtime directory {}", dir.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot create runtime directory {}: {e}",
-                dir.display()
-            ))
+    let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            tracing::debug!("created runtime directory {}", dir.display());
+            true
         }
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(cannot_create(dir, e, choose)),
+    };
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| format!("cannot inspect runtime directory {}: {e}", dir.display()))?;
     if !meta.is_dir() {
+        let what = if meta.file_type().is_symlink() {
+            "a symbolic link"
+        } else {
+            "not a directory"
+        };
         return Err(format!(
-            "runtime directory {} is not a directory (a symlink or a file): choose another --runtime-dir",
+            "runtime directory {} is {what}: {choose}",
             dir.display()
         ));
     }
     let me = Uid::effective().as_raw();
     if meta.uid() != me {
+        // Whoever owns it could replace our socket and impersonate the
+        // daemon to every client.
         return Err(format!(
-            "runtime directory {} belongs to uid {}, not to shmbusd's uid {me}: choose another --runtime-dir",
+            "runtime directory {} belongs to uid {}, not to shmbusd's uid {me}: remove it or {choose}",
             dir.display(),
             meta.uid()
         ));
     }
-    let mode = meta.mode() & 0o7777;
+    let mut mode = meta.mode() & 0o7777;
+    if created && mode != 0o700 {
+        // A umask such as 077 or 777 narrowed it (a 0000 directory would
+        // lock a non-root daemon out of its own socket): set it.
+        set_mode(dir, 0o700)?;
+        mode = 0o700;
+    }
     if mode & 0o022 != 0 {
+        let who = if mode & 0o002 != 0 {
+            "others"
+        } else {
+            "its group"
+        };
         return Err(format!(
-            "runtime directory {} is writable by other users (mode {mode:o}): `chmod go-w` it or choose another --runtime-dir",
-            dir.display()
+            "runtime directory {d} is writable by {who} (mode {mode:04o}): fix with `chmod 700 {d}` or {choose}",
+            d = dir.display()
         ));
     }
     if let Some(g) = group {
@@ -73,6 +89,48 @@ pub fn prepare(dir: &Path, group: Option<&Group>) -> Result<(), String> {
         set_mode(dir, (mode | 0o010) & !0o007)?;
     }
     Ok(())
+}
+
+/// Creates the missing parents of the runtime directory `dir`, outermost
+/// first, each mode 0755 whatever the umask: they hold nothing secret, a
+/// umask of 000 must not make them writable by all, and one of 777 must not
+/// make them impassable.
+fn create_parents(dir: &Path, parent: &Path, choose: &str) -> Result<(), String> {
+    let mut missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+        .collect();
+    missing.reverse();
+    for p in missing {
+        match std::fs::DirBuilder::new().mode(0o755).create(p) {
+            Ok(()) => set_mode(p, 0o755)?,
+            // Made by someone else meanwhile: checked like any parent.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cannot_create(dir, e, choose)),
+        }
+    }
+    Ok(())
+}
+
+/// The error for a runtime directory that could not be created: names the
+/// ancestor in the way when one is not a directory (`--runtime-dir
+/// some-file/run`), which the bare `ENOTDIR` would not.
+fn cannot_create(dir: &Path, e: std::io::Error, choose: &str) -> String {
+    let blocker = dir
+        .ancestors()
+        .skip(1)
+        .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()));
+    match blocker {
+        Some(b) => format!(
+            "cannot create runtime directory {}: {} is not a directory: {choose}",
+            dir.display(),
+            b.display()
+        ),
+        None => format!(
+            "cannot create runtime directory {}: {e}: {choose}",
+            dir.display()
+        ),
+    }
 }
 
 /// Binds the control socket at `path`, replacing a stale one (the caller
@@ -154,7 +212,11 @@ mod tests {
 
         set_mode(&dir, 0o777).unwrap();
         let e = prepare(&dir, None).unwrap_err();
-        assert!(e.contains("writable by other users"), "{e}");
+        assert!(e.contains("writable by others (mode 0777)"), "{e}");
+        assert!(e.contains("chmod 700"), "{e}");
+        set_mode(&dir, 0o770).unwrap();
+        let e = prepare(&dir, None).unwrap_err();
+        assert!(e.contains("writable by its group (mode 0770)"), "{e}");
 
         set_mode(&dir, 0o700).unwrap();
         let sock = dir.join("b.sock");
