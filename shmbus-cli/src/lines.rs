@@ -14,9 +14,17 @@ use std::io::{self, BufRead};
 /// is within the limit.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Incoming {
-    /// Length of the message in bytes, even when it was over the limit.
+    /// Length of the message in bytes, even when it was over the limit
+    /// (then counted up to [`COUNT_PAST_LIMIT`] past it: see `capped`).
     pub len: usize,
+    /// Whether reading stopped at the counting bound: the message is at
+    /// least `len` bytes (an endless input such as `/dev/zero`).
+    pub capped: bool,
 }
+
+/// How far past the limit an oversize message is still counted, so that the
+/// error can give its size; an endless input stops here.
+pub const COUNT_PAST_LIMIT: usize = 64 << 20;
 
 /// Reads up to the next `delim` (not included) or to the end of input when
 /// `delim` is `None`. Keeps at most `limit` bytes in `buf` (cleared first).
@@ -44,7 +52,7 @@ pub fn read_message(
             Err(e) => return Err(e),
         };
         if available.is_empty() {
-            return Ok((any || delim.is_none()).then_some(Incoming { len }));
+            return Ok((any || delim.is_none()).then_some(Incoming { len, capped: false }));
         }
         any = true;
         let (take, done) = match delim.and_then(|d| available.iter().position(|&b| b == d)) {
@@ -57,7 +65,15 @@ pub fn read_message(
         len = len.saturating_add(take);
         r.consume(take + usize::from(done));
         if done {
-            return Ok(Some(Incoming { len }));
+            return Ok(Some(Incoming { len, capped: false }));
+        }
+        if len > limit.saturating_add(COUNT_PAST_LIMIT) {
+            return Ok(Some(Incoming { len, capped: true }));
+        }
+        // Reads of a fast endless source are never interrupted: look at the
+        // stop flag (Ctrl-C, SIGTERM) between chunks too.
+        if stop() {
+            return Err(io::ErrorKind::Interrupted.into());
         }
     }
 }
@@ -180,7 +196,13 @@ mod tests {
         let first = read_message(&mut r, &mut buf, 10, Some(b'\n'), || false).unwrap();
         assert_eq!(
             (first, buf.as_slice()),
-            (Some(Incoming { len: 2 }), &b"ab"[..])
+            (
+                Some(Incoming {
+                    len: 2,
+                    capped: false
+                }),
+                &b"ab"[..]
+            )
         );
 
         let mut r = BufReader::with_capacity(2, src());

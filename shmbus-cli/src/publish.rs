@@ -201,9 +201,19 @@ impl Sender {
                 Err(e) => return Err(CliError::runtime(format!("cannot read {what}: {e}")).into()),
             };
             line += 1;
-            let at = || match delim {
-                Some(_) => format!("line {line} of {what}"),
-                None => what.to_string(),
+            let at = || {
+                let name = match delim {
+                    Some(_) => format!("line {line} of {what}"),
+                    None => what.to_string(),
+                };
+                if read.capped {
+                    format!(
+                        "{name} (endless: counted to {} bytes, then stopped)",
+                        read.len
+                    )
+                } else {
+                    name
+                }
             };
             self.send(&buf, read.len, at)?;
             if delim.is_none() {

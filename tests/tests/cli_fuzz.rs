@@ -541,7 +541,6 @@ fn random_arguments_without_a_daemon_end_cleanly() {
 /// counting, and SIGTERM does not stop it (the stop flag is only looked at
 /// when a read is interrupted, and reads of /dev/zero never are).
 #[test]
-#[ignore = "bug in shmbus-cli (lines.rs read_message): `pub -f /dev/zero` never ends and ignores SIGTERM"]
 fn pub_of_an_endless_file_ends() {
     let mut bus = TestBus::new("clizero");
     bus.start_daemon();
