@@ -47,6 +47,12 @@ pub struct Server {
     /// `accept` failed for lack of file descriptors; retry on the next tick
     /// (the edge-triggered listener will not report the waiting clients).
     accept_stalled: bool,
+    /// A descriptor held in reserve: at the open-file limit it is given up
+    /// for a moment to accept a waiting client and tell it why, instead of
+    /// leaving it to time out.
+    spare: Option<std::fs::File>,
+    /// When the open-file limit was last logged (at most every 10 s).
+    fd_warned: Option<Instant>,
     daemon: Daemon,
 }
 
@@ -72,6 +78,8 @@ impl Server {
             next_token: FIRST_CONNECTION,
             again: VecDeque::new(),
             accept_stalled: false,
+            spare: std::fs::File::open("/dev/null").ok(),
+            fd_warned: None,
             daemon,
         })
     }
@@ -156,6 +164,33 @@ impl Server {
         }
     }
 
+    /// At the open-file limit: frees the spare descriptor, accepts one
+    /// waiting client, tells it why it cannot be served, closes it, and takes
+    /// the spare back. Returns whether a client was answered.
+    fn refuse_with_spare(&mut self) -> bool {
+        if self.spare.take().is_none() {
+            return false;
+        }
+        let answered = match self.listener.accept() {
+            Ok((mut stream, _)) => {
+                let busy = encode_reply(
+                    0,
+                    Outcome::Error(ErrorReply::Busy {
+                        message: format!(
+                            "shmbusd is out of file descriptors ({} connections open): raise its open-file limit (ulimit -n, LimitNOFILE=) and try again",
+                            self.connections.len()
+                        ),
+                    }),
+                );
+                let _ = stream.write(&busy);
+                true
+            }
+            Err(_) => false,
+        };
+        self.spare = std::fs::File::open("/dev/null").ok();
+        answered
+    }
+
     fn accept_all(&mut self) {
         self.accept_stalled = false;
         loop {
@@ -164,10 +199,19 @@ impl Server {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    tracing::warn!(
-                        "cannot accept control connections: {e} ({} open); raise the open-file limit or lower max_connections",
-                        self.connections.len()
-                    );
+                    if !self
+                        .fd_warned
+                        .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+                    {
+                        tracing::warn!(
+                            "cannot accept control connections: {e} ({} open); raise the open-file limit or lower max_connections",
+                            self.connections.len()
+                        );
+                        self.fd_warned = Some(Instant::now());
+                    }
+                    if self.refuse_with_spare() {
+                        continue;
+                    }
                     self.accept_stalled = true;
                     return;
                 }
