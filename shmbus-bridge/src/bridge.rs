@@ -21,7 +21,7 @@ use crate::import::{Importer, IMPORT_QUEUE};
 use crate::options::BridgeArgs;
 use crate::own::OwnPublished;
 use crate::stats::Stats;
-use crate::tag::random_origin;
+use crate::tag::{random_instance, stable_origin};
 use crate::zconfig::zenoh_config;
 
 /// How often the main thread looks at signals and at the peer list.
@@ -48,9 +48,10 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
     let session = zenoh::open(config)
         .wait()
         .map_err(|e| format!("cannot open the Zenoh session: {e} (check --listen/--connect endpoints and --zenoh-config)"))?;
-    let origin = random_origin();
+    let origin = stable_origin(&args.bus, args.origin.as_deref());
+    let instance = random_instance();
     info!(
-        "bridging bus `{}` as origin {origin:016x}, Zenoh id {}, keys `{}/TOPIC`",
+        "bridging bus `{}` as origin {origin:016x} (instance {instance:016x}), Zenoh id {}, keys `{}/TOPIC`",
         args.bus,
         session.zid(),
         args.key_prefix
@@ -102,6 +103,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             patterns: args.exports.clone(),
             key_prefix: args.key_prefix.clone(),
             origin,
+            instance,
             own: own.clone(),
             stats: stats.clone(),
             stop: stop.clone(),

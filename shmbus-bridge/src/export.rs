@@ -44,8 +44,10 @@ pub struct Exporter {
     pub patterns: Vec<TopicPattern>,
     /// `--key-prefix`.
     pub key_prefix: String,
-    /// This bridge's origin id.
+    /// This bridge's origin id (stable per host and bus).
     pub origin: u64,
+    /// This bridge process's random instance id.
+    pub instance: u64,
     /// Sequence numbers the importer published (not to be sent back).
     pub own: Arc<OwnPublished>,
     /// Counters.
@@ -177,6 +179,7 @@ impl Exporter {
                     }
                     let tag = Tag {
                         origin: self.origin,
+                        instance: self.instance,
                         count: t.next_count,
                         seq: msg.seq,
                     };

@@ -61,7 +61,8 @@ pub struct Importer {
     pub exports: Vec<TopicPattern>,
     /// `--key-prefix`.
     pub key_prefix: String,
-    /// This bridge's origin id.
+    /// This bridge's origin id (its bus's, stable): samples carrying it are
+    /// this bus's own messages coming back, never imported.
     pub origin: u64,
     /// Where imported sequence numbers are recorded.
     pub own: Arc<OwnPublished>,
@@ -138,13 +139,32 @@ impl Importer {
                 Stats::add(&self.stats.own_skipped, 1);
                 return;
             }
-            match gaps.observe(tag.origin, topic, tag.count) {
+            match gaps.observe(tag.origin, tag.instance, topic, tag.count, tag.seq) {
                 Observed::First | Observed::InOrder => {}
                 Observed::Gap(n) => {
                     Stats::add(&self.stats.import_lost, n);
                     warn!(
                         "import of `{topic}` from origin {:016x}: {n} messages lost before remote #{}",
                         tag.origin, tag.seq
+                    );
+                }
+                Observed::Restarted { lost } => {
+                    info!(
+                        "the bridge of origin {:016x} was restarted (instance {:016x})",
+                        tag.origin, tag.instance
+                    );
+                    if lost > 0 {
+                        Stats::add(&self.stats.import_lost, lost);
+                        warn!(
+                            "import of `{topic}` from origin {:016x}: {lost} messages lost before remote #{} (across the restart of its bridge)",
+                            tag.origin, tag.seq
+                        );
+                    }
+                }
+                Observed::Renumbered => {
+                    info!(
+                        "import of `{topic}` from origin {:016x}: its bridge was restarted and the topic's numbering started again; loss across the restart unknown",
+                        tag.origin
                     );
                 }
                 Observed::Stale => {

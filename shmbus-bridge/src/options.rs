@@ -68,6 +68,11 @@ pub struct BridgeArgs {
     /// before it drops the message (counted), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub publish_timeout_ms: u64,
+    /// Replaces the host part of this bridge's origin id (by default
+    /// /etc/machine-id and the host name): give each host its own TEXT when
+    /// cloned hosts share both.
+    #[arg(long, value_name = "TEXT")]
+    pub origin: Option<String>,
     /// How often new local topics are looked for, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub poll_ms: u64,

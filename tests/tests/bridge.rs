@@ -427,18 +427,21 @@ fn oversize_remote_messages_are_counted_not_fatal() {
     assert!(counters.contains("oversize=1 "), "{counters}");
 }
 
-/// The listening bridge is SIGKILLed and started again on the same
-/// endpoint: the connecting bridge reconnects by itself and messages
-/// published after the restart flow again, in order.
+/// The listening (exporting) bridge is SIGKILLed, 5 messages are published
+/// while it is down, and it is started again on the same endpoint: the
+/// connecting bridge reconnects by itself, messages published after the
+/// restart flow again in order, and the importing bridge recognises the
+/// restarted exporter (same origin, new instance) and reports exactly the
+/// 5 messages it never got as lost.
 #[test]
-fn a_restarted_bridge_carries_messages_again() {
+fn a_restarted_bridge_carries_messages_again_and_reports_the_gap() {
     let a = started("rsA");
     let b = started("rsB");
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let export = ["--export", "r/*", "--listen", &listen];
     let mut ba = Bridge::start(&a, &export);
-    let _bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
+    let bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
     wait_route(&a, &b, "r/probe1");
     let mut sub = b
         .client()
@@ -460,6 +463,9 @@ fn a_restarted_bridge_carries_messages_again() {
             .any(|t| t.topic == "r/t" && t.subscribers == 0)),
         "the killed bridge was not reaped"
     );
+    for i in 1..=5 {
+        publisher.send(format!("down{i}").as_bytes()).unwrap();
+    }
     let _ba = Bridge::start(&a, &export);
     wait_route(&a, &b, "r/probe2");
     a.wait_subscribers("r/t", 1);
@@ -468,6 +474,16 @@ fn a_restarted_bridge_carries_messages_again() {
         publisher.send(m.as_bytes()).unwrap();
     }
     assert_eq!(collect_until(&mut sub, |g| g.len() >= 20), after);
+
+    let line = bb.wait_log("messages lost before remote");
+    assert!(
+        line.contains("`r/t`") && line.contains(": 5 messages lost before remote #6 "),
+        "{line}"
+    );
+    signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
+    let counters = bb.wait_log("counters:");
+    assert!(counters.contains("import_lost=5 "), "{counters}");
+    assert!(counters.contains("stale=0"), "{counters}");
 }
 
 /// 10 000 messages on a `block` topic cross in order with none lost:
