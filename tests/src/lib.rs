@@ -350,3 +350,55 @@ pub fn wait_for_line(
         }
     }
 }
+
+/// A `shmbus-test-client` process (see its module doc for the modes) with
+/// its stdout as a channel of lines; killed and reaped when dropped.
+pub struct TestClient {
+    /// The process.
+    pub child: Child,
+    /// Its stdout, line by line.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl TestClient {
+    /// Starts `shmbus-test-client ARGS...`.
+    pub fn spawn(args: &[&str]) -> TestClient {
+        let mut child = Command::new(bin("shmbus-test-client"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn shmbus-test-client");
+        let lines = line_channel(child.stdout.take().expect("stdout"));
+        TestClient { child, lines }
+    }
+
+    /// Starts it and waits (bounded) for its `ready` line: it is attached.
+    pub fn ready(args: &[&str]) -> TestClient {
+        let c = TestClient::spawn(args);
+        assert_eq!(c.line(), "ready");
+        c
+    }
+
+    /// The next line it prints, waiting (bounded) for it.
+    pub fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(120))
+            .expect("client printed nothing (hung or died)")
+    }
+
+    /// Its last line, after which it must exit successfully.
+    pub fn finish(mut self) -> String {
+        let last = self.line();
+        let status = wait_exit(&mut self.child, Duration::from_secs(60));
+        assert!(status.success(), "client exited with {status}");
+        last
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

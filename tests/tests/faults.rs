@@ -2,38 +2,14 @@
 //! killed and restarted under running clients, `/dev/shm` too small for a
 //! topic, a topic's subscriber limit.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use shmbus_tests::{bin, line_channel, signal, wait_exit, wait_until, TestBus};
+use shmbus_tests::{line_channel, signal, wait_exit, wait_until, TestBus, TestClient};
 
-struct Client {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client(args: &[&str]) -> Client {
-    let mut child = Command::new(bin("shmbus-test-client"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn shmbus-test-client");
-    let lines = line_channel(child.stdout.take().expect("stdout"));
-    let ready = lines
-        .recv_timeout(Duration::from_secs(60))
-        .expect("client did not attach");
-    assert_eq!(ready, "ready");
-    Client { child, lines }
+fn client(args: &[&str]) -> TestClient {
+    TestClient::ready(args)
 }
 
 fn create(bus: &TestBus, args: &[&str]) {
@@ -106,10 +82,10 @@ fn daemon_killed_and_restarted_under_running_clients_loses_nothing() {
     let mut bus = TestBus::new("dcrash");
     bus.start_daemon();
     create(&bus, &["blk", "--capacity", "64"]);
-    let subs: Vec<Client> = (0..2)
+    let subs: Vec<TestClient> = (0..2)
         .map(|_| client(&["sub-until-closed", &bus.name, "blk", "1"]))
         .collect();
-    let pubs: Vec<Client> = (0..2)
+    let pubs: Vec<TestClient> = (0..2)
         .map(|id| client(&["pub-until-closed", &bus.name, "blk", &id.to_string()]))
         .collect();
     for round in 0..8 {

@@ -7,12 +7,10 @@
 //! Rounds: `SHMBUS_SOAK_ROUNDS` (default 200, about ten seconds); the seed
 //! of a run is printed and can be replayed with `SHMBUS_SOAK_SEED`.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use shmbus_tests::{bin, line_channel, signal, wait_exit, wait_until, TestBus};
+use shmbus_tests::{signal, wait_exit, wait_until, TestBus, TestClient};
 
 /// A tiny deterministic generator (xorshift64*), so a failing run can be
 /// replayed from its seed.
@@ -40,15 +38,7 @@ enum Role {
 struct Client {
     role: Role,
     topic: &'static str,
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process: TestClient,
 }
 
 fn spawn(bus: &TestBus, role: Role, topic: &'static str, id: u32) -> Client {
@@ -58,22 +48,10 @@ fn spawn(bus: &TestBus, role: Role, topic: &'static str, id: u32) -> Client {
         Role::Pub => vec!["pub-until-closed", &bus.name, topic, &id],
         Role::Sub => vec!["sub-until-closed", &bus.name, topic, strict],
     };
-    let mut child = Command::new(bin("shmbus-test-client"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn shmbus-test-client");
-    let lines = line_channel(child.stdout.take().expect("stdout"));
-    let ready = lines
-        .recv_timeout(Duration::from_secs(60))
-        .expect("client did not attach");
-    assert_eq!(ready, "ready");
     Client {
         role,
         topic,
-        child,
-        lines,
+        process: TestClient::ready(&args),
     }
 }
 
@@ -125,8 +103,8 @@ fn crash_loop_keeps_every_account_exact() {
         std::thread::sleep(Duration::from_millis(rng.below(20)));
         let victim = rng.below(clients.len() as u64) as usize;
         let mut dead = clients.swap_remove(victim);
-        signal(&dead.child, Signal::SIGKILL);
-        wait_exit(&mut dead.child, Duration::from_secs(30));
+        signal(&dead.process.child, Signal::SIGKILL);
+        wait_exit(&mut dead.process.child, Duration::from_secs(30));
         kills[usize::from(dead.role == Role::Sub)] += 1;
         clients.push(spawn(&bus, dead.role, dead.topic, next_id));
         next_id += 1;
@@ -144,7 +122,7 @@ fn crash_loop_keeps_every_account_exact() {
 
     let mut checked = 0;
     for mut c in clients {
-        let status = wait_exit(&mut c.child, Duration::from_secs(60));
+        let status = wait_exit(&mut c.process.child, Duration::from_secs(60));
         assert!(
             status.success(),
             "{:?} on {} exited with {status}",
@@ -155,6 +133,7 @@ fn crash_loop_keeps_every_account_exact() {
             continue;
         }
         let line = c
+            .process
             .lines
             .recv_timeout(Duration::from_secs(10))
             .expect("subscriber printed its summary");

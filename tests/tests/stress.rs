@@ -3,15 +3,13 @@
 //! (`shmbus-test-client`), payloads verified byte for byte, SIGKILL at the
 //! two places that can wedge a ring (a slowest cursor, a claimed slot).
 
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::{
     Policy, Publisher, SegmentPerms, SubscribeOptions, Subscriber, TopicConfig, TopicOwner,
 };
-use shmbus_tests::{bin, line_channel, signal, unique_bus, wait_exit, wait_until};
+use shmbus_tests::{signal, unique_bus, wait_exit, wait_until, TestClient};
 
 /// Removes the bus's segments however the test ends.
 struct Cleanup(String);
@@ -19,46 +17,6 @@ struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = shmbus::remove_bus_segments(&self.0);
-    }
-}
-
-/// A client process with its stdout as a channel of lines.
-struct Client {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Client {
-    fn spawn(args: &[&str]) -> Client {
-        let mut child = Command::new(bin("shmbus-test-client"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn shmbus-test-client");
-        let lines = line_channel(child.stdout.take().expect("stdout"));
-        Client { child, lines }
-    }
-
-    /// The next line, waiting (bounded) for it.
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(120))
-            .expect("client printed nothing (hung or died)")
-    }
-
-    fn finish(mut self) -> String {
-        let last = self.line();
-        let status = wait_exit(&mut self.child, Duration::from_secs(60));
-        assert!(status.success(), "client exited with {status}");
-        last
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -86,15 +44,15 @@ fn run_stress(bus: &str, name: &str, pubs: u32, subs: u32, per_pub: u64) -> Vec<
     let total = u64::from(pubs) * per_pub;
     let total_s = total.to_string();
     let started = std::time::Instant::now();
-    let subscribers: Vec<Client> = (0..subs)
-        .map(|_| Client::spawn(&["sub", bus, name, &total_s]))
+    let subscribers: Vec<TestClient> = (0..subs)
+        .map(|_| TestClient::spawn(&["sub", bus, name, &total_s]))
         .collect();
     for s in &subscribers {
         assert_eq!(s.line(), "ready");
     }
     let per_pub_s = per_pub.to_string();
-    let publishers: Vec<Client> = (0..pubs)
-        .map(|id| Client::spawn(&["pub", bus, name, &id.to_string(), &per_pub_s]))
+    let publishers: Vec<TestClient> = (0..pubs)
+        .map(|id| TestClient::spawn(&["pub", bus, name, &id.to_string(), &per_pub_s]))
         .collect();
     for p in publishers {
         assert_eq!(p.line(), "ready");
@@ -166,7 +124,7 @@ fn killed_slowest_subscriber_is_reaped_and_publishers_go_on() {
     let bus = unique_bus("killsub");
     let _cleanup = Cleanup(bus.clone());
     let owner = topic(&bus, "t", 16, Policy::Block, 4);
-    let mut idle = Client::spawn(&["idle-sub", &bus, "t"]);
+    let mut idle = TestClient::spawn(&["idle-sub", &bus, "t"]);
     assert_eq!(idle.line(), "ready");
     let mut live = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
     let mut p = Publisher::attach(&bus, "t").unwrap();
@@ -212,7 +170,7 @@ fn killed_publisher_mid_write_is_reaped_and_subscribers_skip_its_slot() {
     let mut s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
     // A process claims sequence 0, starts writing, and is parked there (a
     // loan is exactly claim + begin-write without the commit).
-    let mut holder = Client::spawn(&["hold-loan", &bus, "t"]);
+    let mut holder = TestClient::spawn(&["hold-loan", &bus, "t"]);
     assert_eq!(holder.line(), "loaned 0");
     let mut p = Publisher::attach(&bus, "t").unwrap();
     for k in 1..=3u64 {
