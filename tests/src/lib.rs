@@ -402,3 +402,21 @@ impl Drop for TestClient {
         let _ = self.child.wait();
     }
 }
+
+/// splitmix64: a fast, well-mixed function of its input. The test clients
+/// derive every payload byte from it, so a reader can recompute and compare.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Prints `line` on stdout and flushes it (a test client's protocol line:
+/// the test reads it through a pipe, so it must not sit in a buffer).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use shmbus::{
     Policy, Publisher, SegmentPerms, SubscribeOptions, Subscriber, TopicConfig, TopicOwner,
 };
-use shmbus_tests::{signal, unique_bus, wait_exit, wait_until, TestClient};
+use shmbus_tests::{mix, signal, unique_bus, wait_exit, wait_until, TestClient};
 
 /// Removes the bus's segments however the test ends.
 struct Cleanup(String);
@@ -29,13 +29,6 @@ fn topic(bus: &str, name: &str, capacity: u64, policy: Policy, subs: u32) -> Top
         max_subscribers: subs,
     };
     TopicOwner::create(bus, name, &cfg, &SegmentPerms::default()).expect("create topic")
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Runs `pubs` publishers of `per_pub` messages each against `subs`

@@ -19,11 +19,11 @@
 //!                                                       waits); print the round trip's p50 and p99 in ns
 //! ```
 
-use std::io::Write;
 use std::time::Duration;
 
 use shmbus::service::{Client, Server, ServiceConfig, Ticket};
 use shmbus::Error;
+use shmbus_tests::{mix, say};
 
 /// Settings every test service is created with.
 fn config(max_clients: u32) -> ServiceConfig {
@@ -67,20 +67,6 @@ fn main() {
         eprintln!("shmbus-service-client: {e}");
         std::process::exit(1);
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// splitmix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// FNV-1a over the bytes.

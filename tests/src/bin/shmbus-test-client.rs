@@ -21,10 +21,10 @@
 //! Every mode prints `ready` once attached, so the test can order the
 //! processes without sleeping.
 
-use std::io::Write;
 use std::time::Duration;
 
 use shmbus::{Error, Publisher, SubscribeOptions, Subscriber};
+use shmbus_tests::{mix, say};
 
 /// Bytes at the start of every payload: publisher id (u32) and index (u64).
 const HEADER: usize = 12;
@@ -59,20 +59,6 @@ fn main() {
         eprintln!("shmbus-test-client: {e}");
         std::process::exit(1);
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// splitmix64: a fast, well-mixed function of its input.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Length of message `k` of publisher `id`, in `HEADER..=max`.
