@@ -25,12 +25,12 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::ring::{Deadline, WaitStrategy};
+use crate::ring::WaitStrategy;
 use crate::service::layout::{ServiceConfig, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply::{self, Seen};
-use crate::service::wait::{deadline_after, wait_for};
+use crate::service::wait::{wait_for, Limit};
 use crate::sync::Ordering;
 
 /// Redeems one call made with [`Client::send_request`]. Valid only on the
@@ -156,25 +156,26 @@ impl Client {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let deadline = deadline_after(timeout);
-        let ticket = self.send_with(req, deadline)?;
-        self.finish_call(ticket, deadline, f)
+        // One budget for queueing and for the reply.
+        let mut limit = Limit::After(timeout);
+        let ticket = self.send_with(req, &mut limit)?;
+        self.finish_call(ticket, limit, f)
     }
 
     /// `call`, but `ServiceBusy` at once instead of waiting when the request
     /// queue is full; the reply is then awaited up to `timeout`.
     pub fn try_call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
         let ticket = self.try_send_request(req)?;
-        self.finish_call(ticket, deadline_after(timeout), <[u8]>::to_vec)
+        self.finish_call(ticket, Limit::After(timeout), <[u8]>::to_vec)
     }
 
     fn finish_call<R>(
         &mut self,
         ticket: Ticket,
-        deadline: Deadline,
+        limit: Limit,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        match self.recv_with(ticket, deadline, f) {
+        match self.recv_with(ticket, limit, f) {
             Err(e @ (Error::Timeout | Error::Interrupted)) => {
                 if self.is_pending(&ticket) {
                     let _ = self.cancel(ticket);
@@ -189,17 +190,17 @@ impl Client {
     /// for room in the queue if it is full. Redeem the ticket with
     /// `recv_reply`.
     pub fn send_request(&mut self, req: &[u8]) -> Result<Ticket> {
-        self.send_with(req, Deadline::Never)
+        self.send_with(req, &mut Limit::Never)
     }
 
     /// `send_request`, waiting at most `timeout` for room in the queue.
     pub fn send_request_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Ticket> {
-        self.send_with(req, deadline_after(timeout))
+        self.send_with(req, &mut Limit::After(timeout))
     }
 
     /// `send_request` that never waits: `ServiceBusy` if the queue is full.
     pub fn try_send_request(&mut self, req: &[u8]) -> Result<Ticket> {
-        self.send_with(req, Deadline::Now).map_err(|e| match e {
+        self.send_with(req, &mut Limit::Now).map_err(|e| match e {
             Error::Timeout => Error::ServiceBusy {
                 service: self.m.service().to_string(),
             },
@@ -210,7 +211,7 @@ impl Client {
     /// Waits at most `timeout` for the reply of `ticket`. On timeout the
     /// call stays in flight (call again, or `cancel` it).
     pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_with(ticket, deadline_after(timeout), <[u8]>::to_vec)
+        self.recv_with(ticket, Limit::After(timeout), <[u8]>::to_vec)
     }
 
     /// `recv_reply`, lending the reply in place to `f`.
@@ -220,12 +221,12 @@ impl Client {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with(ticket, deadline_after(timeout), f)
+        self.recv_with(ticket, Limit::After(timeout), f)
     }
 
     /// The reply of `ticket` if it is there (`Ok(None)`: not yet).
     pub fn try_recv_reply(&mut self, ticket: Ticket) -> Result<Option<Vec<u8>>> {
-        match self.recv_with(ticket, Deadline::Now, <[u8]>::to_vec) {
+        match self.recv_with(ticket, Limit::Now, <[u8]>::to_vec) {
             Ok(v) => Ok(Some(v)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -306,7 +307,7 @@ impl Client {
         }
     }
 
-    fn send_with(&mut self, req: &[u8], deadline: Deadline) -> Result<Ticket> {
+    fn send_with(&mut self, req: &[u8], limit: &mut Limit) -> Result<Ticket> {
         let max = self.m.config().max_request_size as usize;
         if req.len() > max {
             return Err(Error::ServiceLimit {
@@ -336,7 +337,7 @@ impl Client {
         let pos = match queue::try_claim(m, me) {
             Claim::Got(pos) => Ok(pos),
             Claim::Blocked { blocker } => {
-                if deadline == Deadline::Now {
+                if *limit == Limit::Now {
                     Err(Error::Timeout)
                 } else {
                     let last = std::cell::Cell::new(blocker);
@@ -344,7 +345,7 @@ impl Client {
                     let sh = m.shared();
                     wait_for(
                         self.strategy,
-                        deadline,
+                        limit,
                         &sh.space_ready,
                         &e.waiting,
                         || match queue::try_claim(m, me) {
@@ -408,7 +409,7 @@ impl Client {
     fn recv_with<R>(
         &mut self,
         ticket: Ticket,
-        deadline: Deadline,
+        mut limit: Limit,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         self.check_ticket(&ticket)?;
@@ -447,7 +448,7 @@ impl Client {
             e.waiting_on.store(0, Ordering::Relaxed);
             wait_for(
                 self.strategy,
-                deadline,
+                &mut limit,
                 &e.reply_ready,
                 &e.waiting,
                 poll,

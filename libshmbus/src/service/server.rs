@@ -17,12 +17,12 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::ring::{Deadline, WaitStrategy};
+use crate::ring::WaitStrategy;
 use crate::service::layout::{ServiceConfig, STATUS_ERROR, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply;
-use crate::service::wait::{deadline_after, wait_for};
+use crate::service::wait::{wait_for, Limit};
 use crate::sync::Ordering;
 
 /// Names the call a request belongs to, for [`Server::reply`]. Copyable:
@@ -102,12 +102,12 @@ impl Server {
 
     /// Waits at most `timeout` for the next request.
     pub fn recv_request(&self, timeout: Duration) -> Result<Request<'_>> {
-        self.recv_with(deadline_after(timeout))
+        self.recv_with(Limit::After(timeout))
     }
 
     /// The next request if one is queued.
     pub fn try_recv_request(&self) -> Result<Option<Request<'_>>> {
-        match self.recv_with(Deadline::Now) {
+        match self.recv_with(Limit::Now) {
             Ok(r) => Ok(Some(r)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -117,7 +117,7 @@ impl Server {
     /// Waits for the next request as long as it takes (or until a signal:
     /// `Interrupted`).
     pub fn recv_request_forever(&self) -> Result<Request<'_>> {
-        self.recv_with(Deadline::Never)
+        self.recv_with(Limit::Never)
     }
 
     /// Answers requests with `handler` until an error (a signal:
@@ -182,12 +182,12 @@ impl Server {
         None
     }
 
-    fn recv_with(&self, deadline: Deadline) -> Result<Request<'_>> {
+    fn recv_with(&self, mut limit: Limit) -> Result<Request<'_>> {
         let m = &self.m;
         let e = m.server(self.index);
         wait_for(
             self.strategy,
-            deadline,
+            &mut limit,
             &m.shared().request_ready,
             &e.waiting,
             || Ok(self.take_one()),

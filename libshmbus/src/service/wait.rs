@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
-use crate::ring::{Deadline, WaitStrategy};
+use crate::ring::WaitStrategy;
 use crate::sync::{spin_hint, AtomicU32, Ordering};
 
 /// How often a waiter checks on the process it depends on.
@@ -25,24 +25,49 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Spins before parking under [`WaitStrategy::SpinThenPark`].
 const SPIN_BEFORE_PARK: u32 = 2_000;
 
-/// Time left before `deadline`; `Err(Timeout)` once it has passed.
-fn remaining(deadline: Deadline, now: Instant) -> Result<Option<Duration>> {
-    match deadline {
-        Deadline::Never => Ok(None),
-        Deadline::Now => Err(Error::Timeout),
-        Deadline::At(t) => match t.checked_duration_since(now) {
-            Some(left) if !left.is_zero() => Ok(Some(left)),
-            _ => Err(Error::Timeout),
-        },
+/// How long a service operation may wait.
+///
+/// A timeout ([`Limit::After`]) starts counting at the first moment the
+/// operation has to read the clock while waiting (before its first park, or
+/// after a few hundred polls of a spin), not when it is called: a call that
+/// is answered within those polls reads no clock at all, and one that waits
+/// exceeds its timeout by at most those few microseconds of polling. One
+/// `Limit` passed to several waits (a call's send, then its receive) is one
+/// budget: the first wait fixes the instant, the later ones share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// Do not wait at all (`try_*`).
+    Now,
+    /// Wait at most this long, counted from the first clock read.
+    After(Duration),
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait until done or interrupted.
+    Never,
+}
+
+impl Limit {
+    /// Time left at `now` (`None`: forever); `Err(Timeout)` once it has
+    /// passed. Fixes an `After` to the instant it ends.
+    fn remaining(&mut self, now: Instant) -> Result<Option<Duration>> {
+        if let Limit::After(timeout) = *self {
+            *self = now.checked_add(timeout).map_or(Limit::Never, Limit::At);
+        }
+        match *self {
+            Limit::Never => Ok(None),
+            Limit::Now => Err(Error::Timeout),
+            Limit::At(t) => match t.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(Error::Timeout),
+            },
+            // Fixed above.
+            Limit::After(left) => Ok(Some(left)),
+        }
     }
 }
 
-/// The deadline `timeout` from now (`Never` if that overflows).
-pub(crate) fn deadline_after(timeout: Duration) -> Deadline {
-    Instant::now()
-        .checked_add(timeout)
-        .map_or(Deadline::Never, Deadline::At)
-}
+/// Polls between two clock reads while spinning.
+const POLLS_PER_CLOCK: u32 = 256;
 
 /// Waits until `poll` yields a value. `tick` runs about every [`TICK`]
 /// (liveness checks; it may end the wait with a value or an error) while
@@ -54,7 +79,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Deadline {
 /// withdraw the announcement if the caller dies asleep.
 pub(crate) fn wait_for<T>(
     strategy: WaitStrategy,
-    deadline: Deadline,
+    limit: &mut Limit,
     ec: &EventCount,
     flag: &AtomicU32,
     mut poll: impl FnMut() -> Result<Option<T>>,
@@ -64,41 +89,47 @@ pub(crate) fn wait_for<T>(
     if let Some(v) = poll()? {
         return Ok(v);
     }
-    let mut next_tick = Instant::now() + TICK;
+    if *limit == Limit::Now {
+        return Err(Error::Timeout);
+    }
+    // The clock is read lazily (a vDSO read costs tens of nanoseconds on a
+    // VM, as much as the rest of a call's bookkeeping): not at all if a
+    // spin succeeds within its first polls, then every POLLS_PER_CLOCK polls
+    // and before every park. The first read starts the tick.
+    let mut next_tick: Option<Instant> = None;
     let mut spins: u32 = 0;
+    let mut since_clock: u32 = 0;
     loop {
         let spin = match strategy {
             WaitStrategy::Spin => true,
             WaitStrategy::SpinThenPark => spins < SPIN_BEFORE_PARK,
             WaitStrategy::Park => false,
         };
-        if spin && spins % 256 != 0 {
+        if spin && since_clock < POLLS_PER_CLOCK {
             spins = spins.saturating_add(1);
+            since_clock += 1;
             spin_hint();
             if let Some(v) = poll()? {
                 return Ok(v);
             }
             continue;
         }
-        // Every 256 spins, and before every park: the clock.
+        since_clock = 0;
         let now = Instant::now();
-        let left = remaining(deadline, now)?;
-        if now >= next_tick {
+        let left = limit.remaining(now)?;
+        let mut tick_at = *next_tick.get_or_insert(now + TICK);
+        if now >= tick_at {
             if let Some(v) = tick()? {
                 return Ok(v);
             }
-            next_tick = now + TICK;
+            tick_at = now + TICK;
+            next_tick = Some(tick_at);
         }
         if spin {
-            spins = spins.saturating_add(1);
-            spin_hint();
-            if let Some(v) = poll()? {
-                return Ok(v);
-            }
             continue;
         }
         let nap = if watch() {
-            let nap = next_tick
+            let nap = tick_at
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1));
             Some(left.map_or(nap, |l| l.min(nap)))
