@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::WaitStrategy;
-use crate::service::layout::{ServiceConfig, STATUS_OK};
+use crate::service::layout::{count_own, ServiceConfig, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply::{self, Seen};
@@ -239,7 +239,7 @@ impl Client {
         let slot = ticket.slot;
         self.pending[slot as usize] = None;
         let e = self.m.client(self.index);
-        e.timeouts.fetch_add(1, Ordering::Relaxed);
+        count_own(&e.timeouts);
         match reply::cancel(self.m.reply_slot(self.index, slot), ticket.corr) {
             reply::Cancel::Freed => self.free.push(slot),
             reply::Cancel::Busy => self.orphans.push(slot),
@@ -397,7 +397,7 @@ impl Client {
             ));
         }
         m.shared().request_ready.notify_all();
-        e.calls.fetch_add(1, Ordering::Relaxed);
+        count_own(&e.calls);
         self.pending[slot as usize] = Some(corr);
         Ok(Ticket {
             slot,
@@ -490,10 +490,10 @@ impl Client {
                         .latency
                         .record(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
                     if status == STATUS_OK {
-                        e.replies.fetch_add(1, Ordering::Relaxed);
+                        count_own(&e.replies);
                         Ok(f(bytes))
                     } else {
-                        e.errors.fetch_add(1, Ordering::Relaxed);
+                        count_own(&e.errors);
                         Err(Error::Remote {
                             service: m.service().to_string(),
                             message: String::from_utf8_lossy(bytes).into_owned(),
@@ -502,7 +502,7 @@ impl Client {
                 }
             }
             Seen::Gone => {
-                e.gone.fetch_add(1, Ordering::Relaxed);
+                count_own(&e.gone);
                 Err(Error::ServerGone {
                     service: m.service().to_string(),
                 })

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::ring::WaitStrategy;
-use crate::service::layout::{ServiceConfig, STATUS_ERROR, STATUS_OK};
+use crate::service::layout::{count_own, ServiceConfig, STATUS_ERROR, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply;
@@ -164,7 +164,7 @@ impl Server {
             let valid =
                 client < cfg.max_clients && slot < cfg.max_in_flight && len <= cfg.max_request_size;
             if valid && reply::take(m.reply_slot(client, slot), corr, me) {
-                e.taken.fetch_add(1, Ordering::Relaxed);
+                count_own(&e.taken);
                 return Some(Request {
                     server: self,
                     pos,
@@ -173,7 +173,7 @@ impl Server {
                 });
             }
             // The caller gave up (or died), or the cell is garbage.
-            e.dropped.fetch_add(1, Ordering::Relaxed);
+            count_own(&e.dropped);
             m.shared().dropped.fetch_add(1, Ordering::Relaxed);
             if queue::free(m, pos, me, queue::state::TAKEN) {
                 m.shared().space_ready.notify_all();
@@ -261,10 +261,7 @@ impl Server {
             && t.slot < cfg.max_in_flight
             && reply::begin_reply(self.m.reply_slot(t.client, t.slot), t.corr, self.index);
         if !ok {
-            self.m
-                .server(self.index)
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+            count_own(&self.m.server(self.index).dropped);
             self.m.shared().dropped.fetch_add(1, Ordering::Relaxed);
         }
         ok
@@ -277,10 +274,7 @@ impl Server {
         slot.status.store(status, Ordering::Relaxed);
         let ok = reply::finish_reply(slot, t.corr, self.index);
         if ok {
-            self.m
-                .server(self.index)
-                .replied
-                .fetch_add(1, Ordering::Relaxed);
+            count_own(&self.m.server(self.index).replied);
             self.m.client(t.client).reply_ready.notify_all();
         }
         ok
