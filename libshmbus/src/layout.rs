@@ -28,7 +28,7 @@
 //! | slots  | Slot[capacity], slot_stride bytes each (slots = page-aligned)  |
 //! |        |   +0  stamp u64 = seq << 2 | state (EMPTY/WRITING/COMMITTED/  |
 //! |        |                                    ABANDONED)                  |
-//! |        |   +8  len u32 | _ u32                                         |
+//! |        |   +8  len u32 | flags u32                                     |
 //! |        |   +16 timestamp_ns u64                                         |
 //! |        |   +64 payload [u8; max_msg_size rounded up to 64]             |
 //! +--------+---------------------------------------------------------------+
@@ -69,7 +69,7 @@ pub const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0D");
 /// Magic of the subs segment: `b"SHMBUS\0S"`.
 pub const SUBS_MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0S");
 /// Layout version; bumped on any incompatible change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of each segment's header area, and the page alignment used.
 pub const HEADER_SIZE: usize = 4096;
 /// Spacing between independently written fields.
@@ -408,9 +408,20 @@ pub struct SlotHeader {
     pub stamp: AtomicU64,
     /// Payload length; written while the stamp says WRITING.
     pub len: AtomicU32,
-    _pad: u32,
-    /// Publish time, ns since the epoch (CLOCK_REALTIME).
+    /// [`slot_flags`]; written while the stamp says WRITING.
+    pub flags: AtomicU32,
+    /// Publish time, ns since the epoch (CLOCK_REALTIME); in a loss
+    /// marker ([`slot_flags::LOSS`]), the number of messages lost.
     pub timestamp_ns: AtomicU64,
+}
+
+/// Flags of a committed slot ([`SlotHeader::flags`]).
+pub mod slot_flags {
+    /// The slot is not a message but a loss marker: `len` is 0 and
+    /// `timestamp_ns` counts messages lost before this point upstream of
+    /// the ring (a bridge's remote gap). Subscribers consume it as
+    /// `Err(Lagged(count))`.
+    pub const LOSS: u32 = 1;
 }
 
 /// The immutable part of the subs segment's header.
@@ -696,6 +707,6 @@ zeroed_ctor! {
         _pad: 0, abandoned: AtomicU64::new(0),
     }
     SlotHeader {
-        stamp: AtomicU64::new(0), len: AtomicU32::new(0), _pad: 0, timestamp_ns: AtomicU64::new(0),
+        stamp: AtomicU64::new(0), len: AtomicU32::new(0), flags: AtomicU32::new(0), timestamp_ns: AtomicU64::new(0),
     }
 }

@@ -346,6 +346,36 @@ fn loom_join_never_misses_a_message_published_after_it() {
 }
 
 #[test]
+fn loom_loss_marker_is_reported_in_its_place() {
+    // A publisher sends a message, a loss marker for 5, and a message that
+    // wraps onto the first one's slot (capacity 2, block) while a parking
+    // subscriber reads: it sees the first message, Lagged(5), then the
+    // second, whole — never the marker as a message, never a count read
+    // from a slot being rewritten — and counts 5 lost.
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let r2 = Arc::clone(&r);
+        let publisher = thread::spawn(move || {
+            let mut local = ring::attach_publisher(&*r2, 0, 1);
+            let p = WaitStrategy::Park;
+            ring::publish(&*r2, &mut local, &msg(0, 0), 0, p, Deadline::Never).unwrap();
+            ring::publish_loss(&*r2, &mut local, 5, p, Deadline::Never).unwrap();
+            ring::publish(&*r2, &mut local, &msg(0, 2), 0, p, Deadline::Never).unwrap();
+        });
+        let got: Vec<_> = (0..3)
+            .map(|_| recv_one(&r, &mut s, WaitStrategy::Park))
+            .collect();
+        publisher.join().unwrap();
+        assert_eq!(got[0].as_ref().unwrap(), &(0, 0));
+        assert!(matches!(got[1], Err(Error::Lagged(5))), "{:?}", got[1]);
+        assert_eq!(got[2].as_ref().unwrap(), &(2, 2));
+        assert_eq!(r.sub_entry(0).lost.load(Ordering::Relaxed), 5);
+        assert_eq!(r.pub_entry(0).published.load(Ordering::Relaxed), 2);
+    });
+}
+
+#[test]
 fn loom_close_wakes_parked_subscriber_and_publisher() {
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));

@@ -117,6 +117,28 @@ impl Publisher {
         self.send_with(msg, deadline_after(timeout))
     }
 
+    /// Tells every subscriber that `lost` messages were lost before this
+    /// point, upstream of the topic (a bridge that saw a gap in a remote
+    /// sequence, a relay that dropped input): a loss marker takes the next
+    /// sequence number and each subscriber receives it, in order, as
+    /// `Err(Lagged(lost))` — the report a lapped subscriber gets — and
+    /// counts it in its `lost` stat. The marker is not a message (the
+    /// publisher's `published` count does not move). Waits for room like
+    /// `send`, at most `timeout`. `lost == 0` publishes nothing.
+    pub fn report_lost(&mut self, lost: u64, timeout: Duration) -> Result<()> {
+        if lost == 0 {
+            return Ok(());
+        }
+        ring::publish_loss(
+            &self.t,
+            &mut self.local,
+            lost,
+            self.strategy,
+            deadline_after(timeout),
+        )
+        .map(|_| ())
+    }
+
     fn send_with(&mut self, msg: &[u8], deadline: Deadline) -> Result<u64> {
         ring::publish(
             &self.t,

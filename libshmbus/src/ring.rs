@@ -79,8 +79,8 @@ use crate::error::{Error, Result};
 use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
 use crate::layout::{
-    stamp, DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared, ENTRY_ACTIVE,
-    ENTRY_FREE, MAX_SEQ, NO_SEQ,
+    slot_flags, stamp, DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared,
+    ENTRY_ACTIVE, ENTRY_FREE, MAX_SEQ, NO_SEQ,
 };
 use crate::sync::{fence, spin_hint, yield_now, Ordering};
 
@@ -466,20 +466,52 @@ pub(crate) fn finish_pending<M: RingMemory>(
 /// Publishes `seq` (whose slot is ours in `WRITING` state) with `len` bytes
 /// already written.
 pub(crate) fn commit<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, timestamp_ns: u64) {
+    commit_slot(m, p, seq, len, 0, timestamp_ns);
+}
+
+/// `commit` with the slot's flags: 0 for a message, `slot_flags::LOSS` for
+/// a loss marker (then `word` is the count lost, and the publisher's
+/// `published` count does not move: a marker is not a message).
+fn commit_slot<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, flags: u32, word: u64) {
     let slot = m.slot(seq);
     slot.len.store(len, Ordering::Relaxed);
-    slot.timestamp_ns.store(timestamp_ns, Ordering::Relaxed);
+    slot.flags.store(flags, Ordering::Relaxed);
+    slot.timestamp_ns.store(word, Ordering::Relaxed);
     // SYNC POINT (commit): Release pairs with the subscriber's Acquire load
-    // of the stamp: payload, length and timestamp happen-before the read.
+    // of the stamp: payload, length, flags and timestamp happen-before the
+    // read.
     slot.stamp
         .store(stamp::pack(seq, stamp::COMMITTED), Ordering::Release);
     let e = m.pub_entry(p.index);
     e.inflight.store(NO_SEQ, Ordering::Release);
-    e.published.store(
-        e.published.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
+    if flags == 0 {
+        e.published.store(
+            e.published.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
     m.subs().data_ready.notify_all();
+}
+
+/// Publishes a loss marker for `lost` messages lost upstream of this ring
+/// (a bridge's remote gap): a slot claimed and committed like a message,
+/// with `slot_flags::LOSS`, which every subscriber consumes as
+/// `Err(Lagged(lost))` in its place in the sequence. Waits for room as a
+/// publish does.
+pub(crate) fn publish_loss<M: RingMemory>(
+    m: &M,
+    p: &mut PubLocal,
+    lost: u64,
+    strategy: WaitStrategy,
+    deadline: Deadline,
+) -> Result<u64> {
+    let seq = claim(m, p, strategy, deadline)?;
+    if let Err(e) = begin_write(m, seq, deadline) {
+        p.pending = Some(seq);
+        return Err(e);
+    }
+    commit_slot(m, p, seq, 0, slot_flags::LOSS, lost);
+    Ok(seq)
 }
 
 /// Gives up claimed sequence `seq` (a dropped loan): subscribers skip it.
@@ -637,12 +669,32 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
                     format!("message {c} claims {len} bytes, over the topic's max of {max}"),
                 ));
             }
-            return Ok(Some(Found {
+            let f = Found {
                 seq: c,
                 len,
                 timestamp_ns,
                 stamp: st,
-            }));
+            };
+            if slot.flags.load(Ordering::Relaxed) & slot_flags::LOSS != 0 {
+                // A loss marker: its count is trusted only once the
+                // seqlock re-check shows the slot was not rewritten while
+                // we read it (flags and count load before the fence).
+                if !still_valid(m, &f) {
+                    continue;
+                }
+                advance(m, s, c + 1);
+                let lost = timestamp_ns;
+                if lost == 0 {
+                    continue;
+                }
+                let e = m.sub_entry(s.index);
+                e.lost.store(
+                    e.lost.load(Ordering::Relaxed).wrapping_add(lost),
+                    Ordering::Relaxed,
+                );
+                return Err(Error::Lagged(lost));
+            }
+            return Ok(Some(f));
         }
         if st == stamp::pack(c, stamp::ABANDONED) {
             let e = m.sub_entry(s.index);

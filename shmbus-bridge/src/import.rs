@@ -17,10 +17,10 @@
 //! counted here) rather than stalling every topic of the link forever.
 //!
 //! Loss: each sample's tag carries the exporter's running count; a jump of
-//! `n` is logged and added to `import_lost`. A shmbus topic has no way to
-//! carry a loss count to its subscribers (the library's `Lagged(n)` comes
-//! only from the ring itself), so local subscribers do not see these losses:
-//! the bridge's log and counters are where they are reported.
+//! `n` is logged, added to `import_lost`, and written into the local topic
+//! as a loss marker (`Publisher::report_lost`) before the sample that came
+//! after the gap, so every local subscriber receives `Lagged(n)` at that
+//! place in the stream, as if its own ring had lapped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -147,6 +147,7 @@ impl Importer {
                         "import of `{topic}` from origin {:016x}: {n} messages lost before remote #{}",
                         tag.origin, tag.seq
                     );
+                    self.report_lost(topic, n, publishers, logs);
                 }
                 Observed::Restarted { lost } => {
                     info!(
@@ -159,6 +160,7 @@ impl Importer {
                             "import of `{topic}` from origin {:016x}: {lost} messages lost before remote #{} (across the restart of its bridge)",
                             tag.origin, tag.seq
                         );
+                        self.report_lost(topic, lost, publishers, logs);
                     }
                 }
                 Observed::Renumbered => {
@@ -178,6 +180,56 @@ impl Importer {
         self.publish(topic, &payload, publishers, logs);
     }
 
+    /// The local publisher of `topic`, opened through the daemon (so
+    /// created with its defaults) on first use; `None`, logged at most once
+    /// a second, if it cannot be opened.
+    fn publisher_of<'p>(
+        &self,
+        topic: &str,
+        publishers: &'p mut HashMap<String, Publisher>,
+        logs: &mut LogLimit,
+    ) -> Option<&'p mut Publisher> {
+        if !publishers.contains_key(topic) {
+            match self.bus.publisher(topic) {
+                Ok(p) => {
+                    info!("importing into `{topic}`");
+                    publishers.insert(topic.to_string(), p);
+                }
+                Err(e) => {
+                    if logs.allow("open", topic) {
+                        warn!("cannot publish imported samples into `{topic}`: {e}");
+                    }
+                    return None;
+                }
+            }
+        }
+        publishers.get_mut(topic)
+    }
+
+    /// Tells `topic`'s local subscribers that `n` messages were lost
+    /// upstream: a loss marker in the ring, which each of them receives in
+    /// its place as `Lagged(n)` (the CLI prints "lost n messages"). Waits
+    /// for room like a publish, up to the same bound.
+    fn report_lost(
+        &self,
+        topic: &str,
+        n: u64,
+        publishers: &mut HashMap<String, Publisher>,
+        logs: &mut LogLimit,
+    ) {
+        let Some(publisher) = self.publisher_of(topic, publishers, logs) else {
+            return;
+        };
+        if let Err(e) = publisher.report_lost(n, self.publish_timeout) {
+            if logs.allow("report", topic) {
+                warn!("cannot report {n} lost messages to the subscribers of `{topic}`: {e}");
+            }
+            if matches!(e, Error::Closed) {
+                publishers.remove(topic);
+            }
+        }
+    }
+
     /// Publishes one payload into `topic`, reopening the topic once if it
     /// was closed (removed and maybe re-created) under the publisher.
     fn publish(
@@ -188,22 +240,10 @@ impl Importer {
         logs: &mut LogLimit,
     ) {
         for attempt in 0..2 {
-            if !publishers.contains_key(topic) {
-                match self.bus.publisher(topic) {
-                    Ok(p) => {
-                        info!("importing into `{topic}`");
-                        publishers.insert(topic.to_string(), p);
-                    }
-                    Err(e) => {
-                        Stats::add(&self.stats.bad_samples, 1);
-                        if logs.allow("open", topic) {
-                            warn!("cannot publish imported samples into `{topic}`: {e}");
-                        }
-                        return;
-                    }
-                }
-            }
-            let publisher = publishers.get_mut(topic).expect("opened above");
+            let Some(publisher) = self.publisher_of(topic, publishers, logs) else {
+                Stats::add(&self.stats.bad_samples, 1);
+                return;
+            };
             if payload.len() > publisher.max_msg_size() {
                 Stats::add(&self.stats.oversize, 1);
                 if logs.allow("oversize", topic) {

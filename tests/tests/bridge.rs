@@ -142,6 +142,8 @@ fn collect_until(sub: &mut Subscriber, mut done: impl FnMut(&[String]) -> bool) 
         );
         match sub.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => got.push(String::from_utf8_lossy(m.data).into_owned()),
+            // A loss report (a lap, or a bridge's loss marker) in its place.
+            Err(shmbus::Error::Lagged(n)) => got.push(format!("<lost {n}>")),
             Err(shmbus::Error::Timeout) => {}
             Err(e) => panic!("receive on `{}`: {e}", sub.topic()),
         }
@@ -325,8 +327,9 @@ fn killing_a_bridge_harms_no_local_client() {
 
 /// A `drop-oldest` topic whose exporting bridge is stopped (SIGSTOP) while
 /// its ring is overwritten: the exporter's `Lagged(n)` crosses as a gap, the
-/// importing bridge logs and counts exactly `n` lost, and what was still in
-/// the ring arrives in order.
+/// importing bridge logs and counts exactly `n` lost and tells B's
+/// subscriber `Lagged(n)` in its place, and what was still in the ring
+/// arrives in order.
 #[test]
 fn local_loss_at_the_exporter_is_reported_by_the_importer() {
     let a = started("lossA");
@@ -377,11 +380,12 @@ fn local_loss_at_the_exporter_is_reported_by_the_importer() {
         .unwrap_or_else(|| panic!("no count in `{line}`"));
     assert!(lost > 0 && lost < 100, "{line}");
     let kept = 100 - lost as usize;
-    let got = collect_until(&mut sub, |g| g.len() >= kept);
+    let got = collect_until(&mut sub, |g| g.len() > kept);
+    let mut want = vec![format!("<lost {lost}>")];
+    want.extend_from_slice(&sent[100 - kept..]);
     assert_eq!(
-        got,
-        sent[100 - kept..],
-        "the messages still in the ring, in order"
+        got, want,
+        "B's subscriber is told of the loss in its place, then gets the messages still in the ring, in order"
     );
 
     signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
@@ -438,7 +442,8 @@ fn oversize_remote_messages_are_counted_not_fatal() {
 /// connecting bridge reconnects by itself, messages published after the
 /// restart flow again in order, and the importing bridge recognises the
 /// restarted exporter (same origin, new instance) and reports exactly the
-/// 5 messages it never got as lost.
+/// 5 messages it never got as lost — in its log and counters, and to B's
+/// subscriber as `Lagged(5)` before the messages that came after.
 #[test]
 fn a_restarted_bridge_carries_messages_again_and_reports_the_gap() {
     let a = started("rsA");
@@ -479,7 +484,10 @@ fn a_restarted_bridge_carries_messages_again_and_reports_the_gap() {
     for m in &after {
         publisher.send(m.as_bytes()).unwrap();
     }
-    assert_eq!(collect_until(&mut sub, |g| g.len() >= 20), after);
+    // B's subscriber is told of the 5 in their place, before the rest.
+    let mut want = vec!["<lost 5>".to_string()];
+    want.extend(after.iter().cloned());
+    assert_eq!(collect_until(&mut sub, |g| g.len() > 20), want);
 
     let line = bb.wait_log("messages lost before remote");
     assert!(

@@ -380,3 +380,25 @@ fn repeat_publishes_each_message_n_times() {
     assert!(got.status.success(), "{got:?}");
     assert_eq!(stdout(&got), "a\na\na\nb\nb\nb\n");
 }
+
+/// A loss upstream of the topic (what a bridge writes when the remote
+/// sequence has a gap) reaches a real `shmbus sub` in its place between
+/// the messages, as the same "lost" line a lap gives; the marker is not a
+/// message (not printed), though it takes a sequence number (the topic's
+/// `published` is the sequence numbers handed out).
+#[test]
+fn an_upstream_loss_marker_is_reported_by_sub_in_its_place() {
+    let mut bus = TestBus::new("upstream");
+    bus.start_daemon();
+    let sub = Sub::start(&bus, &["up", "-c", "2"], &["up"]);
+    let mut publisher = bus.client().publisher("up").unwrap();
+    publisher.send(b"before").unwrap();
+    publisher.report_lost(7, LIMIT).unwrap();
+    publisher.report_lost(0, LIMIT).unwrap();
+    publisher.send(b"after").unwrap();
+    let got = sub.finish();
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(stdout(&got), "before\nafter\n");
+    assert_eq!(stderr(&got), "shmbus: lost 7 messages on `up`\n");
+    assert_eq!(published(&bus, "up"), 3);
+}
