@@ -99,7 +99,15 @@ impl EventCount {
     pub fn notify_all(&self) {
         // SYNC POINT (eventcount): pairs with the fence in `prepare`.
         fence(Ordering::SeqCst);
-        let s = self.seq.load(Ordering::Relaxed);
+        self.wake_if_sleeper(self.seq.load(Ordering::Relaxed));
+    }
+
+    /// Given `s`, a load of the word after the notifier's condition became
+    /// true: if the sleeper bit is set, moves the generation (clearing the
+    /// bit) and wakes everyone; the notifier whose CAS wins makes the one
+    /// system call.
+    #[inline]
+    fn wake_if_sleeper(&self, s: u32) {
         if s & SLEEPER != 0
             && self
                 .seq
@@ -108,6 +116,32 @@ impl EventCount {
         {
             futex::wake_all(&self.seq);
         }
+    }
+
+    /// [`EventCount::notify_all`] for a notifier that made its condition
+    /// true with a **SeqCst read-modify-write** (the services' queue and
+    /// reply-slot CASes): no fence, since on x86 a SeqCst load is a plain
+    /// load and the locked CAS before it is already the full barrier.
+    ///
+    /// Why no wake-up is lost (C++20 [atomics.order], as Rust uses it): the
+    /// notifier's RMW `A` on the condition precedes its SeqCst load `B` of
+    /// `seq` in the single total order S (sequenced-before between SeqCst
+    /// operations). Let `X` be the waiter's fence in `prepare`, after its
+    /// RMW setting the sleeper bit and before its re-check `R`. If `X`
+    /// precedes `B` in S, `B` sees the bit (a SeqCst load after a SeqCst
+    /// fence that follows a modification sees it or later). Otherwise `A`
+    /// precedes `X` in S, and `R`, after `X`, sees `A` or later (the last
+    /// SeqCst modification before the fence). So, as with the fence pair of
+    /// `notify_all`, the notifier sees the bit or the waiter sees the
+    /// condition. Loom models SeqCst accesses only as AcqRel (it would
+    /// report lost wake-ups that cannot happen), so under loom this keeps
+    /// the fence of `notify_all`.
+    #[inline]
+    pub(crate) fn notify_all_after_seqcst_rmw(&self) {
+        #[cfg(loom)]
+        fence(Ordering::SeqCst);
+        // SYNC POINT (eventcount): pairs with the fence in `prepare`.
+        self.wake_if_sleeper(self.seq.load(Ordering::SeqCst));
     }
 
     /// Wakes every sleeper unconditionally (close, detach, reaping: rare

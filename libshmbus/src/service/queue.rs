@@ -197,12 +197,15 @@ pub(crate) fn try_claim<M: QueueMemory>(m: &M, client: u32) -> Claim {
 pub(crate) fn publish<M: QueueMemory>(m: &M, pos: u64, client: u32) -> bool {
     // SYNC POINT (publish): Release pairs with the server's Acquire load of
     // the stamp in `try_take`: the request bytes happen-before its read.
+    // SeqCst (the same locked CAS on x86): the caller then wakes servers
+    // with `notify_all_after_seqcst_rmw`, whose argument needs this CAS in
+    // the SeqCst total order (see there).
     m.cell(pos)
         .stamp
         .compare_exchange(
             pack(pos, client, state::WRITING),
             pack(pos, client, state::FULL),
-            Ordering::Release,
+            Ordering::SeqCst,
             Ordering::Relaxed,
         )
         .is_ok()
@@ -258,12 +261,15 @@ pub(crate) fn try_take<M: QueueMemory>(m: &M, server: u32) -> Claim {
 /// it cannot fill). `true` if this call freed it.
 pub(crate) fn free<M: QueueMemory>(m: &M, pos: u64, owner: u32, expect_state: u64) -> bool {
     // SYNC POINT (reuse): Release pairs with the Acquire load in `try_claim`.
+    // SeqCst (the same locked CAS on x86): callers then wake clients with
+    // `notify_all_after_seqcst_rmw`, whose argument needs this CAS in the
+    // SeqCst total order (see there).
     m.cell(pos)
         .stamp
         .compare_exchange(
             pack(pos, owner, expect_state),
             pack(pos + m.capacity(), 0, state::FREE),
-            Ordering::AcqRel,
+            Ordering::SeqCst,
             Ordering::Relaxed,
         )
         .is_ok()

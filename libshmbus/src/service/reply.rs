@@ -107,13 +107,19 @@ pub(crate) fn begin_reply(slot: &ReplyHeader, corr: u64, server: u32) -> bool {
 
 /// The writer hands the reply (length, status and bytes written) over.
 pub(crate) fn finish_reply(slot: &ReplyHeader, corr: u64, server: u32) -> bool {
-    // SYNC POINT (reply): Release (in AcqRel) pairs with the client's
+    // SYNC POINT (reply): Release (in SeqCst) pairs with the client's
     // Acquire load in `poll`: payload, length and status happen-before.
-    cas(
-        slot,
-        pack(corr, Some(server), st::WRITING),
-        pack(corr, Some(server), st::REPLIED),
-    )
+    // SeqCst (the same locked CAS on x86): the caller then wakes the client
+    // with `notify_all_after_seqcst_rmw`, whose argument needs this CAS in
+    // the SeqCst total order (see there).
+    slot.state
+        .compare_exchange(
+            pack(corr, Some(server), st::WRITING),
+            pack(corr, Some(server), st::REPLIED),
+            Ordering::SeqCst,
+            Ordering::Acquire,
+        )
+        .is_ok()
 }
 
 /// The reclaimer of dead server `server` fails the call if that server held

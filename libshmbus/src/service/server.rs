@@ -176,7 +176,8 @@ impl Server {
             count_own(&e.dropped);
             m.shared().dropped.fetch_add(1, Ordering::Relaxed);
             if queue::free(m, pos, me, queue::state::TAKEN) {
-                m.shared().space_ready.notify_all();
+                // `free` was a SeqCst CAS: no fence needed.
+                m.shared().space_ready.notify_all_after_seqcst_rmw();
             }
         }
         None
@@ -275,7 +276,11 @@ impl Server {
         let ok = reply::finish_reply(slot, t.corr, self.index);
         if ok {
             count_own(&self.m.server(self.index).replied);
-            self.m.client(t.client).reply_ready.notify_all();
+            // `finish_reply` was a SeqCst CAS: no fence needed.
+            self.m
+                .client(t.client)
+                .reply_ready
+                .notify_all_after_seqcst_rmw();
         }
         ok
     }
@@ -330,7 +335,8 @@ impl Drop for Request<'_> {
     fn drop(&mut self) {
         let m = &self.server.m;
         if queue::free(m, self.pos, self.server.index, queue::state::TAKEN) {
-            m.shared().space_ready.notify_all();
+            // `free` was a SeqCst CAS: no fence needed (see the method).
+            m.shared().space_ready.notify_all_after_seqcst_rmw();
         }
     }
 }
