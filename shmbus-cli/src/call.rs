@@ -13,6 +13,12 @@
 //! Endings: the reply printed (0); no server, the server died, the server
 //! answered with an error, or Ctrl-C (1, one line on stderr); `-W` ran out
 //! (3; the call is given up, a late reply is dropped).
+//!
+//! `--idempotent` says the request is safe to repeat: when the server
+//! holding it dies, the same request is sent again (`Client::send_retry`,
+//! counted in the service's `retries`) to whichever server takes it, within
+//! the same `-W`, until a server answers, none is left (`no server`), or
+//! `-W` runs out. At least once: the dead server may have carried it out.
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -36,6 +42,7 @@ Examples:
   shmbus call upper hello                        # prints HELLO
   echo hello | shmbus call upper                 # the request is all of stdin
   shmbus call upper hello -W 500ms               # give up (exit 3) after 500 ms
+  shmbus call lookup key --idempotent -W 5s      # safe to repeat: retried if its server dies
   shmbus call blobs -f -W 5s < req.bin --format raw > reply.bin
   shmbus call echo hi --format json | jq -r .payload";
 
@@ -63,6 +70,11 @@ pub struct CallArgs {
     /// escapes control characters; `raw` is the exact bytes.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// The request is safe to repeat: if the server holding it dies, send
+    /// it again to another server (within `-W`) instead of failing. At
+    /// least once: the dead server may have carried it out.
+    #[arg(long)]
+    pub idempotent: bool,
 }
 
 /// Runs `shmbus call`.
@@ -73,6 +85,7 @@ pub fn run(global: &Global, args: CallArgs) -> Result<(), CliError> {
         service: &args.service,
         timeout: args.timeout,
         deadline: None,
+        idempotent: args.idempotent,
     };
     let mut client = Client::attach(&global.bus, &args.service).map_err(|e| call.failed(e))?;
     signals::install()?;
@@ -87,9 +100,9 @@ pub fn run(global: &Global, args: CallArgs) -> Result<(), CliError> {
     }
     // `-W` counts from here: reading stdin is the user's time, not the call's.
     call.deadline = args.timeout.map(|t| Instant::now() + t);
-    let ticket = call.send(&mut client, &request)?;
+    let ticket = call.send(&mut client, &request, false)?;
     let mut out = Output::new();
-    call.receive(&mut client, ticket, |reply| {
+    call.receive(&mut client, ticket, &request, |reply| {
         write_reply(out.writer(), args.format, &args.service, reply)
     })?
     .map_err(CliError::stdout)?;
@@ -128,6 +141,8 @@ struct Call<'a> {
     service: &'a str,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
+    /// `--idempotent`: send the request again when its server dies.
+    idempotent: bool,
 }
 
 impl Call<'_> {
@@ -150,6 +165,13 @@ impl Call<'_> {
         ))
     }
 
+    fn interrupted(&self) -> CliError {
+        CliError::runtime(format!(
+            "interrupted while waiting for the reply of service `{}`: the call was given up",
+            self.service
+        ))
+    }
+
     fn failed(&self, e: shmbus::Error) -> CliError {
         match e {
             // The library's messages name the service and say what to do.
@@ -161,18 +183,34 @@ impl Call<'_> {
         }
     }
 
-    /// Queues the request, waiting (within `-W`) for room in the queue.
-    fn send(&self, client: &mut Client, request: &[u8]) -> Result<Ticket, CliError> {
+    /// Queues the request, waiting (within `-W`) for room in the queue;
+    /// `retry`: again, after its server died.
+    fn send(&self, client: &mut Client, request: &[u8], retry: bool) -> Result<Ticket, CliError> {
         loop {
+            // A retry happens while the user waits for the reply: the
+            // endings say so.
             if signals::stop_requested() {
-                return Err(CliError::runtime(
-                    "interrupted while waiting for room in the queue: no call was made",
-                ));
+                return Err(if retry {
+                    self.interrupted()
+                } else {
+                    CliError::runtime(
+                        "interrupted while waiting for room in the queue: no call was made",
+                    )
+                });
             }
             let Some(slice) = self.slice() else {
-                return Err(self.timed_out("room in the request queue"));
+                return Err(self.timed_out(if retry {
+                    "the reply"
+                } else {
+                    "room in the request queue"
+                }));
             };
-            match client.send_request_timeout(request, slice) {
+            let sent = if retry {
+                client.send_retry(request, slice)
+            } else {
+                client.send_request_timeout(request, slice)
+            };
+            match sent {
                 Ok(ticket) => return Ok(ticket),
                 Err(shmbus::Error::Timeout | shmbus::Error::Interrupted) => {}
                 Err(e) => return Err(self.failed(e)),
@@ -180,21 +218,20 @@ impl Call<'_> {
         }
     }
 
-    /// Waits (within `-W`) for the reply of `ticket` and lends it to `f`.
-    /// Gives the call up when it ends without a reply.
+    /// Waits (within `-W`) for the reply of `ticket`, a call of `request`,
+    /// and lends it to `f`. Gives the call up when it ends without a reply;
+    /// with `--idempotent`, sends it again when its server died.
     fn receive<R>(
         &self,
         client: &mut Client,
-        ticket: Ticket,
+        mut ticket: Ticket,
+        request: &[u8],
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CliError> {
         let mut f = Some(f);
         loop {
             let ended = if signals::stop_requested() {
-                Some(CliError::runtime(format!(
-                    "interrupted while waiting for the reply of service `{}`: the call was given up",
-                    self.service
-                )))
+                Some(self.interrupted())
             } else {
                 self.slice().is_none().then(|| self.timed_out("the reply"))
             };
@@ -209,6 +246,11 @@ impl Call<'_> {
                 // The lender runs once, when the reply is there.
                 Ok(None) => unreachable!("a reply is lent once"),
                 Err(shmbus::Error::Timeout | shmbus::Error::Interrupted) => {}
+                // The call is over (nothing in flight); `send` checks `-W`
+                // and Ctrl-C before it queues the request again.
+                Err(shmbus::Error::ServerGone { .. }) if self.idempotent => {
+                    ticket = self.send(client, request, true)?;
+                }
                 Err(e) => return Err(self.failed(e)),
             }
         }

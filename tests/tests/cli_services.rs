@@ -303,6 +303,54 @@ fn serve_killed_with_a_call_in_flight_ends_the_call_with_server_gone() {
     assert_eq!((s.servers, s.server_deaths), (0, 1));
 }
 
+/// `shmbus call SERVICE job ARGS` is taken by a `serve` that sleeps on it;
+/// an `--echo` server attaches; the sleeper is SIGKILLed. Returns the
+/// call's status, stderr and stdout, and the service's stats (read while
+/// the echo server runs).
+fn call_whose_server_is_killed(
+    bus: &TestBus,
+    service: &str,
+    args: &[&str],
+) -> (
+    std::process::ExitStatus,
+    String,
+    Vec<u8>,
+    shmbus::service::ServiceStats,
+) {
+    let mut slow = Serve::start(bus, service, &["--", "sleep", "30"], 1);
+    let call = spawn_call(bus, &[&[service, "job"], args].concat());
+    wait_taken(bus, service, 1);
+    let _echo = Serve::start(bus, service, &["--echo"], 2);
+    slow.child.kill().expect("SIGKILL serve");
+    let _ = slow.child.wait();
+    let (status, err, out) = finish(call);
+    let stats = service_stats(&bus.name, service).expect("stats");
+    (status, err, out, stats)
+}
+
+#[test]
+fn an_idempotent_call_is_answered_by_another_server_when_its_server_is_killed() {
+    let mut bus = TestBus::new("retry");
+    bus.start_daemon();
+    // Without `--idempotent` another server being there changes nothing.
+    let (status, err, out, s) = call_whose_server_is_killed(&bus, "plain", &["-W", "60s"]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("died before replying"), "{err}");
+    assert_eq!((s.calls, s.gone, s.retries), (1, 1, 0), "{s:?}");
+    // With it, the same request goes to the echo server, within `-W`.
+    let (status, err, out, s) =
+        call_whose_server_is_killed(&bus, "idem", &["--idempotent", "-W", "60s"]);
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(out, b"job\n");
+    assert_eq!(err, "");
+    assert_eq!(
+        (s.calls, s.replies, s.gone, s.retries, s.server_deaths),
+        (2, 1, 1, 1, 1),
+        "{s:?}"
+    );
+}
+
 #[test]
 fn call_timeout_exits_3_and_ctrl_c_exits_1() {
     let mut bus = TestBus::new("timeout");

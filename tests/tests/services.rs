@@ -156,6 +156,61 @@ fn a_server_killed_while_holding_a_call_gives_server_gone() {
     assert_eq!(stats.servers, 1, "{stats:?}");
 }
 
+/// A `hold` server takes one call made by a `MODE` client process (`call-one`
+/// or `call-idempotent`, 30 s timeout); then, if `other`, a second server
+/// attaches; then the holder is SIGKILLed. Returns the caller's outcome
+/// line and the service's stats (read while the other server still runs).
+fn kill_the_holder(
+    bus: &str,
+    service: &str,
+    mode: &str,
+    other: bool,
+) -> (String, shmbus::service::ServiceStats) {
+    let mut holder = Proc::spawn(&["hold", bus, service]);
+    assert_eq!(holder.line(), "ready");
+    let caller = Proc::spawn(&[mode, bus, service, "30000"]);
+    assert_eq!(caller.line(), "ready");
+    assert!(holder.line().starts_with("holding "));
+    let other = other.then(|| server(bus, service, 1, 8));
+    holder.kill();
+    let outcome = caller.finish();
+    let stats = service_stats(bus, service).expect("stats");
+    drop(other);
+    (outcome, stats)
+}
+
+#[test]
+fn a_server_killed_holding_an_idempotent_call_hands_it_to_another_server() {
+    let bus = unique_bus("svcretry");
+    let _cleanup = Cleanup(bus.clone());
+    // A plain call: another server is there, yet the caller must not
+    // repeat the call on its own.
+    let (outcome, s) = kill_the_holder(&bus, "plain", "call-one", true);
+    assert_eq!(outcome, "ServerGone");
+    assert_eq!(
+        (s.calls, s.gone, s.retries, s.server_deaths),
+        (1, 1, 0, 1),
+        "{s:?}"
+    );
+    // The same, marked idempotent: the request (checked whole by the
+    // other server, whose reply is checked to be its own) is sent again
+    // and answered by server 1, well within the timeout.
+    let (outcome, s) = kill_the_holder(&bus, "idem", "call-idempotent", true);
+    assert_eq!(outcome, "ok server 1 retries 1");
+    assert_eq!(
+        (s.calls, s.replies, s.gone, s.retries, s.server_deaths),
+        (2, 1, 1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(s.server_stats.len(), 1, "{s:?}");
+    assert_eq!(s.server_stats[0].replied, 1, "{s:?}");
+    // Idempotent, but the holder was the only server: nobody to repeat it
+    // to. (The caller reaps the dead holder itself, so it knows at once.)
+    let (outcome, s) = kill_the_holder(&bus, "alone", "call-idempotent", false);
+    assert_eq!(outcome, "NoServer");
+    assert_eq!((s.servers, s.gone, s.retries), (0, 1, 0), "{s:?}");
+}
+
 #[test]
 fn no_server_fails_at_once() {
     let bus = unique_bus("svcnone");

@@ -18,6 +18,14 @@
 //! * timeout: `Timeout`; `call` then gives the call up (a late reply is
 //!   dropped by the server), `recv_reply` leaves it in flight.
 //!
+//! A call that is safe to repeat can say so: `call_idempotent` sends the
+//! request again, to whichever server takes it, when the server holding it
+//! dies, as long as servers remain (else `NoServer`) and its one budget
+//! lasts (else `Timeout`). That makes it at-least-once: the dead server may
+//! have carried the request out before dying. Pipelined callers repeat a
+//! call themselves with `send_retry`. Retries are counted in the client's
+//! entry (`retries` in the service's stats).
+//!
 //! The call path allocates nothing but what it returns (`call` returns a
 //! `Vec`; `call_with` and `recv_reply_with` lend the reply in place) and
 //! makes no system call unless it sleeps or a server must be woken.
@@ -142,6 +150,15 @@ impl Client {
         self.pending.iter().filter(|p| p.is_some()).count() as u32
     }
 
+    /// Calls this client sent again after their server died
+    /// (`call_idempotent`, `send_retry`), as counted in its entry of the
+    /// segment (`retries` in `service_stats`).
+    pub fn retries(&self) -> u64 {
+        // Relaxed: only this client counts in its entry (`count_own`), on
+        // this thread (a `Client` is not shared); nothing else to order.
+        self.m.client(self.index).retries.load(Ordering::Relaxed)
+    }
+
     /// Calls the service and returns the reply, waiting at most `timeout`
     /// in all (for room in the queue and for the reply). On timeout the call
     /// is given up.
@@ -159,31 +176,76 @@ impl Client {
         // One budget for queueing and for the reply.
         let mut limit = Limit::After(timeout);
         let ticket = self.send_with(req, &mut limit)?;
-        self.finish_call(ticket, limit, f)
+        self.finish_call(ticket, &mut limit, f)
+    }
+
+    /// `call` for a request that is safe to repeat: if the server holding
+    /// it dies before replying, `req` is sent again to whichever server
+    /// takes it, as many times as needed, all within `timeout` (one budget
+    /// for every attempt's queueing and reply).
+    ///
+    /// Ends with the reply (or `Remote`, an error reply: not retried);
+    /// `NoServer` when no server is left to send it to; `Timeout` when the
+    /// budget runs out (the call is given up, as in `call`). Never
+    /// `ServerGone`. The delivery is **at least once**: a server that died
+    /// holding the request may have carried it out, so the service may see
+    /// it more than once. Each attempt counts as a call in the stats (the
+    /// dead ones also in `gone`), each repeat in `retries`.
+    pub fn call_idempotent(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.call_idempotent_with(req, timeout, <[u8]>::to_vec)
+    }
+
+    /// `call_idempotent`, lending the reply in place to `f`.
+    pub fn call_idempotent_with<R>(
+        &mut self,
+        req: &[u8],
+        timeout: Duration,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let mut limit = Limit::After(timeout);
+        let mut ticket = self.send_with(req, &mut limit)?;
+        loop {
+            let seen = match self.await_reply(ticket, &mut limit) {
+                Ok(seen) => seen,
+                Err(e) => return Err(self.give_up(ticket, e)),
+            };
+            if seen != Seen::Gone {
+                return self.take_reply(ticket, seen, f);
+            }
+            // This attempt is over (counted in `gone`, its slot freed): the
+            // result is the `ServerGone` we are about to repeat past.
+            let _gone = self.take_reply(ticket, seen, |_| ());
+            if spent(&mut limit) {
+                return Err(Error::Timeout);
+            }
+            ticket = self.retry_with(req, &mut limit)?;
+        }
     }
 
     /// `call`, but `ServiceBusy` at once instead of waiting when the request
     /// queue is full; the reply is then awaited up to `timeout`.
     pub fn try_call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
         let ticket = self.try_send_request(req)?;
-        self.finish_call(ticket, Limit::After(timeout), <[u8]>::to_vec)
+        self.finish_call(ticket, &mut Limit::After(timeout), <[u8]>::to_vec)
     }
 
     fn finish_call<R>(
         &mut self,
         ticket: Ticket,
-        limit: Limit,
+        limit: &mut Limit,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        match self.recv_with(ticket, limit, f) {
-            Err(e @ (Error::Timeout | Error::Interrupted)) => {
-                if self.is_pending(&ticket) {
-                    let _ = self.cancel(ticket);
-                }
-                Err(e)
-            }
-            other => other,
+        self.recv_with(ticket, limit, f)
+            .map_err(|e| self.give_up(ticket, e))
+    }
+
+    /// A call's wait ended with `e`: on a timeout or a signal the call is
+    /// still in flight, and is given up (a late reply is dropped).
+    fn give_up(&mut self, ticket: Ticket, e: Error) -> Error {
+        if matches!(e, Error::Timeout | Error::Interrupted) && self.is_pending(&ticket) {
+            let _ = self.cancel(ticket);
         }
+        e
     }
 
     /// Sends a request without waiting for its reply (pipelining); waits
@@ -208,10 +270,30 @@ impl Client {
         })
     }
 
+    /// Sends `req` again after its call ended in `ServerGone`, for a
+    /// caller that repeats idempotent calls itself (pipelined, or waiting
+    /// in slices): `send_request_timeout` that first reaps servers found
+    /// dead (so that `NoServer` comes at once when none is left), and
+    /// counts the call, once sent, in the client's `retries`. Only for
+    /// requests that are safe to repeat: the dead server may have carried
+    /// out the first one. `call_idempotent` does all of this itself.
+    pub fn send_retry(&mut self, req: &[u8], timeout: Duration) -> Result<Ticket> {
+        self.retry_with(req, &mut Limit::After(timeout))
+    }
+
+    fn retry_with(&mut self, req: &[u8], limit: &mut Limit) -> Result<Ticket> {
+        // The server that died is reaped already (that is how the call
+        // learnt of it); others may have died with it.
+        self.m.reap_dead_servers();
+        let ticket = self.send_with(req, limit)?;
+        count_own(&self.m.client(self.index).retries);
+        Ok(ticket)
+    }
+
     /// Waits at most `timeout` for the reply of `ticket`. On timeout the
     /// call stays in flight (call again, or `cancel` it).
     pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_with(ticket, Limit::After(timeout), <[u8]>::to_vec)
+        self.recv_with(ticket, &mut Limit::After(timeout), <[u8]>::to_vec)
     }
 
     /// `recv_reply`, lending the reply in place to `f`.
@@ -221,12 +303,12 @@ impl Client {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with(ticket, Limit::After(timeout), f)
+        self.recv_with(ticket, &mut Limit::After(timeout), f)
     }
 
     /// The reply of `ticket` if it is there (`Ok(None)`: not yet).
     pub fn try_recv_reply(&mut self, ticket: Ticket) -> Result<Option<Vec<u8>>> {
-        match self.recv_with(ticket, Limit::Now, <[u8]>::to_vec) {
+        match self.recv_with(ticket, &mut Limit::Now, <[u8]>::to_vec) {
             Ok(v) => Ok(Some(v)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -409,9 +491,18 @@ impl Client {
     fn recv_with<R>(
         &mut self,
         ticket: Ticket,
-        mut limit: Limit,
+        limit: &mut Limit,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
+        let seen = self.await_reply(ticket, limit)?;
+        self.take_reply(ticket, seen, f)
+    }
+
+    /// Waits within `limit` until the call of `ticket` has an outcome
+    /// (`Replied`, `Gone`, or `Lost`: the slot was overwritten). On a
+    /// timeout or a signal the call stays in flight; `NoServer` gives it
+    /// up (nobody is left to answer).
+    fn await_reply(&mut self, ticket: Ticket, limit: &mut Limit) -> Result<Seen> {
         self.check_ticket(&ticket)?;
         let me = self.index;
         let m = &self.m;
@@ -448,7 +539,7 @@ impl Client {
             e.waiting_on.store(0, Ordering::Relaxed);
             wait_for(
                 self.strategy,
-                &mut limit,
+                limit,
                 &e.reply_ready,
                 &e.waiting,
                 poll,
@@ -456,8 +547,8 @@ impl Client {
                 || true,
             )
         };
-        let seen = match seen {
-            Ok(s) => s,
+        match seen {
+            Ok(s) => Ok(s),
             Err(err) => {
                 if matches!(err, Error::NoServer { .. }) {
                     // The tick gave the call up: nobody is left to answer.
@@ -465,9 +556,24 @@ impl Client {
                     self.free.push(ticket.slot);
                 }
                 // Timeout or signal: the call stays in flight.
-                return Err(err);
+                Err(err)
             }
-        };
+        }
+    }
+
+    /// Ends the call of `ticket`, whose outcome `await_reply` saw: lends a
+    /// reply to `f`, or makes the error; frees the slot either way.
+    fn take_reply<R>(
+        &mut self,
+        ticket: Ticket,
+        seen: Seen,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let me = self.index;
+        let m = &self.m;
+        let e = m.client(me);
+        let rs = m.reply_slot(me, ticket.slot);
+        let corr = ticket.corr;
         let slot = ticket.slot;
         let result = match seen {
             Seen::Replied => {
@@ -520,6 +626,22 @@ impl Client {
     }
 }
 
+/// Whether the budget `limit` has run out by now. A `Limit::After` that no
+/// wait has fixed yet (every attempt so far ended within its first polls)
+/// is fixed here to end its duration from now, as a wait's first clock read
+/// would, so that one call's repeats share one budget.
+fn spent(limit: &mut Limit) -> bool {
+    let now = Instant::now();
+    if let Limit::After(timeout) = *limit {
+        *limit = now.checked_add(timeout).map_or(Limit::Never, Limit::At);
+    }
+    match *limit {
+        Limit::Now => true,
+        Limit::At(end) => now >= end,
+        Limit::After(_) | Limit::Never => false,
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         // Give up every call in flight; replies coming later are dropped.
@@ -529,5 +651,28 @@ impl Drop for Client {
             }
         }
         // `MappedService::drop` reclaims and frees the entry.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_not_yet_started_starts_at_the_check() {
+        let mut zero = Limit::After(Duration::ZERO);
+        assert!(spent(&mut zero));
+        assert!(matches!(zero, Limit::At(_)));
+        let mut hour = Limit::After(Duration::from_secs(3600));
+        assert!(!spent(&mut hour));
+        let Limit::At(end) = hour else {
+            panic!("not fixed: {hour:?}")
+        };
+        // Fixed once: a second check keeps the same end.
+        assert!(!spent(&mut hour));
+        assert_eq!(hour, Limit::At(end));
+        assert!(spent(&mut Limit::At(Instant::now())));
+        assert!(spent(&mut Limit::Now));
+        assert!(!spent(&mut Limit::Never));
     }
 }

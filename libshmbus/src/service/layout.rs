@@ -23,7 +23,8 @@
 //! | 768    | servers u32 | clients u32  (attached; own line)             |
 //! | 896    | server_deaths u64 | reaped_clients u64 | dropped u64         |
 //! | 1024   | ServiceCounters: counts of clients gone (own line):           |
-//! |        |   calls u64 | replies u64 | errors u64 | timeouts u64 | gone  |
+//! |        |   calls u64 | replies u64 | errors u64 | timeouts u64 |       |
+//! |        |   gone u64 | retries u64                                      |
 //! | 1152   |   latency: LatencyHistogram, BUCKETS (305) × u64 ns counts   |
 //! |        |   (every client adds each round trip: see `histogram.rs`)     |
 //! | ...    | (zero up to 4096)                                             |
@@ -36,7 +37,7 @@
 //! |        |   state u32 | pid u32 | next_corr u64 |                      |
 //! |        |   reply_ready: EventCount | waiting u32 | _ u32 |            |
 //! |        |   calls u64 | replies u64 | timeouts u64 | gone u64          |
-//! |        |   errors u64                                                  |
+//! |        |   errors u64 | retries u64                                     |
 //! |        |   (byte 0 of every entry is its OFD liveness-lock byte)       |
 //! +--------+---------------------------------------------------------------+
 //! | cells  | Cell[queue_capacity], cell_stride bytes (page-aligned start): |
@@ -66,7 +67,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// Layout version of service segments.
 /// Version 2 added the service counters and latency histogram at
-/// [`COUNTERS_OFFSET`] and the clients' `errors`.
+/// [`COUNTERS_OFFSET`] and the clients' `errors`. The `retries` counters
+/// (client entry and service counters) came later within version 2: they
+/// sit in bytes that were zero and unused before, so an older segment
+/// reads 0 retries, which is true of its clients (none could retry).
 pub const SERVICE_VERSION: u32 = 2;
 /// Size of the header area (and the page alignment used).
 pub const HEADER_SIZE: usize = 4096;
@@ -400,6 +404,9 @@ pub struct ClientEntry {
     pub gone: AtomicU64,
     /// Calls answered with an error reply.
     pub errors: AtomicU64,
+    /// Idempotent calls sent again after their server died (each one also
+    /// counts in `calls`, and the attempt that died in `gone`).
+    pub retries: AtomicU64,
 }
 
 /// The service's counters of calls made by clients no longer attached, and
@@ -420,7 +427,9 @@ pub struct ServiceCounters {
     pub timeouts: AtomicU64,
     /// Calls that ended in `ServerGone`.
     pub gone: AtomicU64,
-    _pad: [u8; LINE - 40],
+    /// Idempotent calls sent again after their server died.
+    pub retries: AtomicU64,
+    _pad: [u8; LINE - 48],
     /// Round trips (send to reply received, ns) of calls answered with a
     /// reply or an error reply.
     pub latency: crate::service::histogram::LatencyHistogram,
@@ -472,6 +481,11 @@ mod checks {
     const _: () = assert!(SHARED_OFFSET + size_of::<ServiceShared>() <= HEADER_SIZE);
     const _: () = assert!(size_of::<ServerEntry>() <= ENTRY_SIZE);
     const _: () = assert!(size_of::<ClientEntry>() <= ENTRY_SIZE);
+    // `retries` was added in the zero bytes after `errors` (see
+    // SERVICE_VERSION): the fields before it did not move.
+    const _: () = assert!(offset_of!(ClientEntry, errors) == 64);
+    const _: () = assert!(offset_of!(ClientEntry, retries) == 72);
+    const _: () = assert!(offset_of!(ServiceCounters, retries) == 40);
     const _: () = assert!(SHARED_OFFSET + size_of::<ServiceShared>() <= COUNTERS_OFFSET);
     const _: () = assert!(offset_of!(ServiceCounters, latency) == LINE);
     const _: () = assert!(COUNTERS_OFFSET + size_of::<ServiceCounters>() <= HEADER_SIZE);

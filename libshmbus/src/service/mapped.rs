@@ -498,6 +498,7 @@ impl MappedService {
             (&e.errors, &sc.errors),
             (&e.timeouts, &sc.timeouts),
             (&e.gone, &sc.gone),
+            (&e.retries, &sc.retries),
         ] {
             // Wrapping, like every counter in shared memory.
             to.fetch_add(from.swap(0, Ordering::Relaxed), Ordering::Relaxed);

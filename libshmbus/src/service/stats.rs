@@ -41,6 +41,10 @@ pub struct ServiceStats {
     pub timeouts: u64,
     /// Calls that ended in `ServerGone`.
     pub gone: u64,
+    /// Idempotent calls sent again after their server died (each also
+    /// counts in `calls`; the attempt that died counts in `gone`).
+    #[serde(default)]
+    pub retries: u64,
     /// Calls in flight (by the clients attached now).
     pub in_flight: u64,
     /// Round trips in the latency histogram (calls answered with a reply
@@ -102,6 +106,9 @@ pub struct ClientStats {
     pub timeouts: u64,
     /// Calls that ended in `ServerGone`.
     pub gone: u64,
+    /// Idempotent calls sent again after their server died.
+    #[serde(default)]
+    pub retries: u64,
     /// Calls in flight.
     pub in_flight: u64,
     /// Whether its process holds its liveness lock.
@@ -151,6 +158,7 @@ pub fn service_stats(bus: &str, name: &str) -> Result<ServiceStats> {
                 errors: e.errors.load(Ordering::Relaxed),
                 timeouts: e.timeouts.load(Ordering::Relaxed),
                 gone: e.gone.load(Ordering::Relaxed),
+                retries: e.retries.load(Ordering::Relaxed),
                 in_flight: (0..cfg.max_in_flight)
                     .filter(|&r| {
                         let w = reply::unpack(m.reply_slot(i, r).state.load(Ordering::Relaxed));
@@ -185,6 +193,7 @@ pub fn service_stats(bus: &str, name: &str) -> Result<ServiceStats> {
         errors: gone_before(&sc.errors).wrapping_add(sum(|c| c.errors)),
         timeouts: gone_before(&sc.timeouts).wrapping_add(sum(|c| c.timeouts)),
         gone: gone_before(&sc.gone).wrapping_add(sum(|c| c.gone)),
+        retries: gone_before(&sc.retries).wrapping_add(sum(|c| c.retries)),
         in_flight: sum(|c| c.in_flight),
         latency_samples: latency.count(),
         p50_ns: latency.percentile(0.50),

@@ -388,3 +388,123 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
         "a call that got no answer has no round trip"
     );
 }
+
+/// Runs `f` on a thread of its own while `main` drives the servers; returns
+/// both results.
+fn beside<A: Send, B>(f: impl FnOnce() -> A + Send, main: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let h = s.spawn(f);
+        let b = main();
+        (h.join().unwrap(), b)
+    })
+}
+
+#[test]
+fn an_idempotent_call_is_sent_again_when_its_server_leaves_and_a_plain_one_is_not() {
+    let bus = Bus::new("retry");
+    let cfg = small();
+    let a = Server::attach_with(&bus.0, "r", &cfg).unwrap();
+    let b = Server::attach(&bus.0, "r").unwrap();
+    let mut c = Client::attach(&bus.0, "r").unwrap();
+    // A plain call: its server leaves holding it, another server is there,
+    // and still the caller gets `ServerGone` (it never said the call may
+    // be repeated).
+    let (plain, ()) = beside(
+        || c.call(b"once", T),
+        || {
+            let req = a.recv_request(T).unwrap();
+            assert_eq!(&*req, b"once");
+            drop(req);
+            drop(a);
+        },
+    );
+    let e = plain.unwrap_err();
+    assert!(matches!(e, Error::ServerGone { .. }), "{e}");
+    assert!(b.try_recv_request().unwrap().is_none(), "not sent again");
+    assert_eq!(c.retries(), 0);
+    // An idempotent call: the server holding it leaves, the same request
+    // goes to the other server, whose reply ends the call.
+    let a2 = Server::attach(&bus.0, "r").unwrap();
+    let (idem, ()) = beside(
+        || c.call_idempotent(b"job", T),
+        || {
+            let req = a2.recv_request(T).unwrap();
+            assert_eq!(&*req, b"job");
+            drop(req);
+            drop(a2);
+            let req = b.recv_request(T).unwrap();
+            assert_eq!(&*req, b"job", "the request, sent again whole");
+            let t = req.ticket();
+            drop(req);
+            assert!(b.reply(t, b"done").unwrap());
+        },
+    );
+    assert_eq!(idem.unwrap(), b"done");
+    assert_eq!(c.retries(), 1);
+    let s = crate::service::service_stats(&bus.0, "r").unwrap();
+    // once (gone), job (gone), job again (replied).
+    assert_eq!(
+        (s.calls, s.replies, s.gone, s.retries, s.in_flight),
+        (3, 1, 2, 1, 0)
+    );
+    assert_eq!(s.client_stats[0].retries, 1);
+    // A client's retries join the service's totals when it leaves.
+    drop(c);
+    let s = crate::service::service_stats(&bus.0, "r").unwrap();
+    assert_eq!((s.clients, s.calls, s.retries), (0, 3, 1));
+}
+
+#[test]
+fn an_idempotent_call_ends_no_server_when_none_is_left_and_timeout_when_unanswered() {
+    let bus = Bus::new("retrynone");
+    let cfg = small();
+    let a = Server::attach_with(&bus.0, "n", &cfg).unwrap();
+    let mut c = Client::attach(&bus.0, "n").unwrap();
+    // Unanswered: the budget runs out, the call is given up, nothing is
+    // sent again (no server died).
+    let e = c
+        .call_idempotent(b"slow", Duration::from_millis(50))
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e}");
+    // Given up: the server drops the request unseen.
+    assert!(a.try_recv_request().unwrap().is_none());
+    // The only server leaves holding the call: nobody to send it to.
+    let (idem, ()) = beside(
+        || c.call_idempotent(b"x", T),
+        || {
+            let req = a.recv_request(T).unwrap();
+            drop(req);
+            drop(a);
+        },
+    );
+    let e = idem.unwrap_err();
+    assert!(matches!(e, Error::NoServer { .. }), "{e}");
+    // A detaching server marks its calls gone before it stops counting
+    // as attached: the caller may have sent the call again into the
+    // serverless queue, where its next liveness tick ended it `NoServer`.
+    let r = c.retries();
+    assert!(r <= 1, "sent again {r} times with no server left");
+    assert_eq!(c.in_flight(), 0);
+    let s = crate::service::service_stats(&bus.0, "n").unwrap();
+    assert_eq!((s.calls, s.timeouts, s.gone, s.retries), (2 + r, 1, 1, r));
+}
+
+#[test]
+fn a_typed_idempotent_call_is_sent_again_and_decoded() {
+    let bus = Bus::new("typedretry");
+    let cfg = small();
+    let a = Server::attach_with(&bus.0, "add", &cfg).unwrap();
+    let b: TypedServer<(i64, i64), i64> = TypedServer::attach(&bus.0, "add").unwrap();
+    let mut c: TypedClient<(i64, i64), i64> = TypedClient::attach(&bus.0, "add").unwrap();
+    let (sum, handled) = beside(
+        || c.call_idempotent(&(40, 2), T),
+        || {
+            drop(a.recv_request(T).unwrap());
+            drop(a);
+            b.serve_one(T, |(x, y)| x + y).unwrap()
+        },
+    );
+    assert!(handled);
+    assert_eq!(sum.unwrap(), 42);
+    assert_eq!(c.raw().retries(), 1);
+}

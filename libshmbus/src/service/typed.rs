@@ -101,6 +101,19 @@ impl<Req: Serialize, Resp: DeserializeOwned> TypedClient<Req, Resp> {
             .call_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
     }
 
+    /// `call` for a request that is safe to repeat (see
+    /// [`Client::call_idempotent`]): if the server holding it dies, the
+    /// same encoded request is sent again to whichever server takes it,
+    /// within the one budget `timeout`. At least once: the dead server may
+    /// have carried it out. `NoServer` when no server is left, `Timeout`
+    /// when the budget runs out; never `ServerGone`.
+    pub fn call_idempotent(&mut self, req: &Req, timeout: Duration) -> Result<Resp> {
+        let n = self.encode(req)?;
+        let service = self.inner.service().to_string();
+        self.inner
+            .call_idempotent_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
+    }
+
     /// Sends `req` without waiting for the reply (pipelining).
     pub fn send_request(&mut self, req: &Req) -> Result<Ticket> {
         let n = self.encode(req)?;

@@ -13,7 +13,12 @@
 //! shmbus-service-client serve BUS NAME ID MAX_CLIENTS   answer forever ("ready" once attached)
 //! shmbus-service-client hold  BUS NAME                  take one request, print "holding", never reply
 //! shmbus-service-client call  BUS NAME TAG COUNT DEPTH  COUNT calls, DEPTH pipelined; print a JSON summary
-//! shmbus-service-client call-one BUS NAME TIMEOUT_MS    one call; print "ok" or the error's kind
+//! shmbus-service-client call-one BUS NAME TIMEOUT_MS    one call; print "ok" (its own reply,
+//!                                                       checked) or the error's kind
+//! shmbus-service-client call-idempotent BUS NAME TIMEOUT_MS
+//!                                                       one `call_idempotent`; print "ok server ID
+//!                                                       retries N" (its own reply, checked) or the
+//!                                                       error's kind
 //! shmbus-service-client flood BUS NAME N                send N requests, print "sent N", never receive
 //! shmbus-service-client latency BUS NAME N SPIN         N sequential 16-byte calls (SPIN=1: busy-spin
 //!                                                       waits); print the round trip's p50 and p99 in ns
@@ -55,7 +60,8 @@ fn main() {
         "serve" => serve(arg(1), arg(2), num(3) as u32, num(4) as u32),
         "hold" => hold(arg(1), arg(2)),
         "call" => call(arg(1), arg(2), num(3), num(4), num(5) as usize),
-        "call-one" => call_one(arg(1), arg(2), num(3)),
+        "call-one" => call_one(arg(1), arg(2), num(3), false),
+        "call-idempotent" => call_one(arg(1), arg(2), num(3), true),
         "flood" => flood(arg(1), arg(2), num(3)),
         "latency" => latency(arg(1), arg(2), num(3), num(4) != 0),
         other => {
@@ -163,15 +169,38 @@ fn call(bus: &str, name: &str, tag: u64, count: u64, depth: usize) -> shmbus::Re
     Ok(())
 }
 
-fn call_one(bus: &str, name: &str, timeout_ms: u64) -> shmbus::Result<()> {
+fn call_one(bus: &str, name: &str, timeout_ms: u64, idempotent: bool) -> shmbus::Result<()> {
+    let mut retries = 0;
     let outcome = Client::attach(bus, name).and_then(|mut c| {
         say("ready");
         let mut buf = [0u8; 512];
         let len = request(7, 0, &mut buf);
-        c.call(&buf[..len], Duration::from_millis(timeout_ms))
+        let timeout = Duration::from_millis(timeout_ms);
+        let reply = if idempotent {
+            c.call_idempotent(&buf[..len], timeout)
+        } else {
+            c.call(&buf[..len], timeout)
+        };
+        retries = c.retries();
+        let sum = checksum(&buf[..len]);
+        reply.map(|r| {
+            let own =
+                r.len() == 28 && u64_at(&r, 4) == 7 && u64_at(&r, 12) == 0 && u64_at(&r, 20) == sum;
+            let server = r
+                .get(..4)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_le_bytes);
+            (own, server)
+        })
     });
+    let ok;
     say(match &outcome {
-        Ok(_) => "ok",
+        Ok((true, Some(server))) if idempotent => {
+            ok = format!("ok server {server} retries {retries}");
+            &ok
+        }
+        Ok((true, _)) => "ok",
+        Ok((false, _)) => "wrong reply",
         Err(Error::ServerGone { .. }) => "ServerGone",
         Err(Error::NoServer { .. }) => "NoServer",
         Err(Error::Timeout) => "Timeout",
