@@ -478,7 +478,8 @@ impl Client {
                 "a queue cell being written was taken away (another process broke the protocol)",
             ));
         }
-        m.shared().request_ready.notify_all();
+        // `publish` was a SeqCst CAS: no fence needed (see the method).
+        m.shared().request_ready.notify_all_after_seqcst_rmw();
         count_own(&e.calls);
         self.pending[slot as usize] = Some(corr);
         Ok(Ticket {
