@@ -383,20 +383,28 @@ fn through_bridges(round_trips: usize, messages: usize) -> Fallible<Result1> {
     let b = BenchBus::start("b")?;
     let (bus_a, bus_b) = (a.client()?, b.client()?);
     let err = |e: shmbus::Error| e.to_string();
+    // The bench's own publisher and subscribers wait the library's default
+    // way, spin briefly then sleep on the futex (`SpinThenPark`), stated
+    // here so that it is a choice: not `Spin`, which would keep a core of
+    // two busy and starve the bridges, nor `Park`, which pays a futex
+    // sleep and wake-up on every full ring. Plain Zenoh's side sleeps in
+    // its channels and callbacks and does not spin either.
+    let wait = shmbus::WaitStrategy::SpinThenPark;
+    let sopts = SubscribeOptions {
+        wait,
+        ..Default::default()
+    };
     // Every topic exists before the bridges start, so their first look
     // finds them.
     let mut ping = bus_a.publisher("bench/ping").map_err(err)?;
     let mut tput = bus_a.publisher("bench/tput").map_err(err)?;
-    let mut pong = bus_a
-        .subscriber("bench/pong", SubscribeOptions::default())
-        .map_err(err)?;
-    let mut ping_b = bus_b
-        .subscriber("bench/ping", SubscribeOptions::default())
-        .map_err(err)?;
+    ping.set_wait_strategy(wait);
+    tput.set_wait_strategy(wait);
+    let mut pong = bus_a.subscriber("bench/pong", sopts).map_err(err)?;
+    let mut ping_b = bus_b.subscriber("bench/ping", sopts).map_err(err)?;
     let mut pong_b = bus_b.publisher("bench/pong").map_err(err)?;
-    let mut tput_b = bus_b
-        .subscriber("bench/tput", SubscribeOptions::default())
-        .map_err(err)?;
+    pong_b.set_wait_strategy(wait);
+    let mut tput_b = bus_b.subscriber("bench/tput", sopts).map_err(err)?;
 
     let endpoint = format!("tcp/127.0.0.1:{}", free_port()?);
     let _bridge_a = a.bridge(&[

@@ -1,11 +1,14 @@
 //! The bridge process: connects to the local bus, opens the Zenoh session,
-//! starts the export and import threads, and waits for a signal.
+//! starts the export thread, declares the import callbacks, and waits for a
+//! signal.
 //!
-//! Threads: one exporter, one importer (each only if it has patterns), Zenoh's
-//! own runtime, and this main thread, which alone takes the signals (SIGINT
-//! and SIGTERM stop the bridge, SIGUSR1 logs its counters) and logs peers
-//! that connect and disconnect. The workers block those signals, so a
-//! signal never interrupts one of their waits.
+//! Threads: one exporter (only if there are `--export` patterns), Zenoh's
+//! own runtime (whose subscriber callbacks do the importing, see
+//! [`crate::import`]), and this main thread, which alone takes the signals
+//! (SIGINT and SIGTERM stop the bridge, SIGUSR1 logs its counters) and logs
+//! peers that connect and disconnect. The exporter blocks those signals, and
+//! so does each Zenoh thread the first time it runs an import callback, so
+//! a signal never interrupts one of their waits.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +20,7 @@ use tracing::{info, warn};
 use zenoh::Wait;
 
 use crate::export::Exporter;
-use crate::import::{Importer, IMPORT_QUEUE};
+use crate::import::Importer;
 use crate::options::BridgeArgs;
 use crate::own::OwnPublished;
 use crate::stats::Stats;
@@ -66,25 +69,8 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
     // before the exporter could see it.
     let mut zenoh_subscribers = Vec::new();
     if !args.imports.is_empty() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(IMPORT_QUEUE);
-        for pattern in &args.imports {
-            let key = pattern.key_expr(&args.key_prefix);
-            let tx = tx.clone();
-            let sub = session
-                .declare_subscriber(key.clone())
-                // Blocks Zenoh's reception while the queue is full: the
-                // back-pressure described in `import`.
-                .callback(move |sample| {
-                    let _ = tx.send(sample);
-                })
-                .wait()
-                .map_err(|e| format!("cannot subscribe to Zenoh key `{key}`: {e}"))?;
-            info!("importing `{key}` into bus `{}`", args.bus);
-            zenoh_subscribers.push(sub);
-        }
-        let importer = Importer {
+        let importer = Arc::new(Importer {
             bus: import_bus,
-            samples: rx,
             patterns: args.imports.clone(),
             exports: args.exports.clone(),
             key_prefix: args.key_prefix.clone(),
@@ -93,8 +79,25 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             stats: stats.clone(),
             stop: stop.clone(),
             publish_timeout: args.publish_timeout(),
-        };
-        workers.push(spawn("import", move || importer.run())?);
+            state: Default::default(),
+        });
+        for pattern in &args.imports {
+            let key = pattern.key_expr(&args.key_prefix);
+            let importer = importer.clone();
+            let sub = session
+                .declare_subscriber(key.clone())
+                // Imports on Zenoh's reception thread, which a full local
+                // `block` topic stalls: the back-pressure described in
+                // `import`.
+                .callback(move |sample| {
+                    block_bridge_signals_once();
+                    importer.on_sample(&sample);
+                })
+                .wait()
+                .map_err(|e| format!("cannot subscribe to Zenoh key `{key}`: {e}"))?;
+            info!("importing `{key}` into bus `{}`", args.bus);
+            zenoh_subscribers.push(sub);
+        }
     }
     if !args.exports.is_empty() {
         let exporter = Exporter {
@@ -168,6 +171,18 @@ fn spawn(
             body();
         })
         .map_err(|e| format!("cannot start the {name} thread: {e}"))
+}
+
+/// [`block_bridge_signals`] on the calling thread the first time it is
+/// called there (a thread-local flag after that).
+fn block_bridge_signals_once() {
+    thread_local!(static BLOCKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    BLOCKED.with(|b| {
+        if !b.get() {
+            block_bridge_signals();
+            b.set(true);
+        }
+    });
 }
 
 fn block_bridge_signals() {

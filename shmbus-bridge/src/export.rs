@@ -2,9 +2,15 @@
 //! and put to Zenoh in sequence order, each sample tagged with this
 //! bridge's origin (see [`crate::tag`]).
 //!
-//! One thread waits on every exported topic at once (`shmbus::wait_any`),
-//! drains what is ready, and polls the daemon's topic list every
-//! `--poll-ms` for topics that appear later (or come back after removal).
+//! One thread drains what is ready on every exported topic, and when
+//! nothing is, sleeps on all of them at once (`shmbus::wait_any`). It does
+//! not spin first: spinning was measured on the 2-core development host
+//! and did not pay (2 000 rounds, the library's `SpinThenPark` budget, made
+//! the round trip slower — the spinning exporter takes the core that the
+//! publisher or Zenoh's threads need; 100 rounds made no measurable
+//! difference; see `docs/bridge.md`, *Benchmark*). It polls the daemon's
+//! topic list every `--poll-ms` for topics that appear later (or come back
+//! after removal).
 //! Puts use Zenoh's `Block` congestion control: when the network or the
 //! remote side is slow, the put waits, this thread stops reading, and the
 //! local topic's own policy decides — `block` topics hold their publishers
@@ -80,6 +86,15 @@ impl Exporter {
                 self.discover(&mut topics, &mut list_warned);
                 next_poll = Instant::now() + self.poll_interval;
             }
+            let mut sent = 0;
+            for (topic, t) in topics.iter_mut() {
+                sent += self.drain(topic, t);
+            }
+            // Only an idle round sleeps: a burst cut short by `BURST`
+            // comes straight back.
+            if sent > 0 {
+                continue;
+            }
             let subs: Vec<&Subscriber> = topics.values().filter_map(|t| t.sub.as_ref()).collect();
             if subs.is_empty() {
                 std::thread::sleep(WAIT_SLICE.min(self.poll_interval));
@@ -92,10 +107,6 @@ impl Exporter {
                     warn!("waiting on exported topics failed: {e}");
                     std::thread::sleep(WAIT_SLICE);
                 }
-            }
-            drop(subs);
-            for (topic, t) in topics.iter_mut() {
-                self.drain(topic, t);
             }
         }
     }
@@ -167,10 +178,11 @@ impl Exporter {
         }
     }
 
-    /// Sends what `t`'s subscriber has ready, up to a burst.
-    fn drain(&self, topic: &str, t: &mut Exported) {
-        let Some(sub) = t.sub.as_mut() else { return };
-        for _ in 0..BURST {
+    /// Sends what `t`'s subscriber has ready, up to a burst; returns how
+    /// many messages it read (sent, or skipped as this bridge's own).
+    fn drain(&self, topic: &str, t: &mut Exported) -> usize {
+        let Some(sub) = t.sub.as_mut() else { return 0 };
+        for read in 0..BURST {
             match sub.try_recv() {
                 Ok(Some(msg)) => {
                     if self.own.take_if_own(topic, msg.seq) {
@@ -184,11 +196,12 @@ impl Exporter {
                         seq: msg.seq,
                     };
                     t.next_count += 1;
-                    let put = t
-                        .publisher
-                        .put(msg.data)
-                        .attachment(&tag.encode()[..])
-                        .wait();
+                    // The payload is copied once, from the subscriber's
+                    // buffer into the `ZBytes` (Zenoh's public API takes
+                    // owned buffers: a `Vec` in an `Arc`); the tag goes in
+                    // by value (a fixed-size array: one `Arc`, no `Vec`).
+                    // Zenoh then serializes both into its batch.
+                    let put = t.publisher.put(msg.data).attachment(tag.encode()).wait();
                     match put {
                         Ok(()) => Stats::add(&self.stats.exported, 1),
                         Err(e) => {
@@ -197,7 +210,7 @@ impl Exporter {
                         }
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => return read,
                 Err(Error::Lagged(n)) => {
                     // The importer learns of it as a jump in the count.
                     t.next_count += n;
@@ -208,13 +221,14 @@ impl Exporter {
                     info!("`{topic}` was closed; exporting it again if it comes back");
                     t.sub = None;
                     self.own.forget(topic);
-                    return;
+                    return read;
                 }
                 Err(e) => {
                     warn!("reading `{topic}` for export failed: {e}");
-                    return;
+                    return read;
                 }
             }
         }
+        BURST
     }
 }

@@ -1,20 +1,30 @@
 //! Import: Zenoh samples under the `--import` key expressions, published
-//! into local topics in arrival order by one thread.
+//! into local topics in arrival order, in Zenoh's subscriber callback.
 //!
-//! Zenoh hands samples to a callback that pushes them into a bounded queue
-//! (`IMPORT_QUEUE` samples). This thread publishes each into its local topic
-//! (opened through the daemon, so created with its defaults on first use)
-//! through a loan, recording the loan's sequence number first so the
-//! exporter does not send it back (see [`crate::own`]).
+//! Zenoh calls [`Importer::on_sample`] on its own reception thread; it
+//! publishes the sample into its local topic (opened through the daemon, so
+//! created with its defaults on first use) through a loan, copying the
+//! payload from Zenoh's buffer straight into the ring slot, and recording
+//! the loan's sequence number first so the exporter does not send it back
+//! (see [`crate::own`]). There is no queue and no import thread: a sample is
+//! in the local topic before the callback returns, with no wake-up of
+//! another thread in between. The importer's state (the local publishers,
+//! the gap tracker, the log limits) sits under one mutex, taken once per
+//! sample; Zenoh calls the callback of one link from one task at a time, so
+//! the mutex is contended only when samples arrive from several links at
+//! once.
 //!
 //! Back-pressure, what `block` means across the network: when a local
-//! `block` topic is full, this thread waits for room up to
+//! `block` topic is full, the callback waits for room up to
 //! `--publish-timeout-ms`, then drops the sample and counts it
-//! (`dropped_full`). While it waits, the queue fills, the Zenoh callback
-//! waits on the queue, and Zenoh stops reading that link, so the remote
-//! exporter's `Block` puts wait in turn: a slow local subscriber slows the
-//! remote publisher, up to the bound. Beyond it, messages are dropped (and
-//! counted here) rather than stalling every topic of the link forever.
+//! (`dropped_full`). While it waits, Zenoh's reception of that link stalls
+//! (the callback runs on it), its buffers fill, and the remote exporter's
+//! `Block` puts wait in turn: a slow local subscriber slows the remote
+//! publisher, up to the bound. Beyond it, messages are dropped (and counted
+//! here) rather than stalling every topic of the link forever. (A bounded
+//! queue to an import thread used to sit between the callback and the
+//! loan; the callback then blocked on the full queue instead — the same
+//! back-pressure, for one more thread wake-up per sample.)
 //!
 //! Loss: each sample's tag carries the exporter's running count; a jump of
 //! `n` is logged, added to `import_lost`, and written into the local topic
@@ -24,12 +34,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Error, Publisher};
 use tracing::{debug, info, warn};
+use zenoh::bytes::ZBytes;
 use zenoh::sample::Sample;
 
 use crate::gaps::{GapTracker, Observed};
@@ -38,21 +48,13 @@ use crate::pattern::{any_matches, topic_of_key, TopicPattern};
 use crate::stats::Stats;
 use crate::tag::Tag;
 
-/// Samples queued between Zenoh's callback and the import thread.
-pub const IMPORT_QUEUE: usize = 1024;
-
-/// Longest one wait for a sample lasts, so the thread notices the stop flag.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
-
 /// Least time between two log lines of one kind of drop on one topic.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// What the import thread needs.
+/// What the import callback needs.
 pub struct Importer {
     /// The local bus.
     pub bus: Bus,
-    /// Samples from Zenoh's callback.
-    pub samples: Receiver<Sample>,
     /// `--import` patterns (the key expressions already filter; this also
     /// rejects keys a wildcard would let through that are no pattern's).
     pub patterns: Vec<TopicPattern>,
@@ -68,10 +70,20 @@ pub struct Importer {
     pub own: Arc<OwnPublished>,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// Set when the bridge shuts down.
+    /// Set when the bridge shuts down: samples still arriving are ignored.
     pub stop: Arc<AtomicBool>,
     /// The bound on a wait for room.
     pub publish_timeout: Duration,
+    /// What the callbacks share (one at a time).
+    pub state: Mutex<ImportState>,
+}
+
+/// The importer's mutable state, owned by the Zenoh callbacks.
+#[derive(Default)]
+pub struct ImportState {
+    publishers: HashMap<String, Publisher>,
+    gaps: GapTracker,
+    logs: LogLimit,
 }
 
 /// Rate limit of the drop logs, per (kind, topic).
@@ -98,19 +110,17 @@ impl LogLimit {
 }
 
 impl Importer {
-    /// Runs until the stop flag is set.
-    pub fn run(self) {
-        let mut publishers: HashMap<String, Publisher> = HashMap::new();
-        let mut gaps = GapTracker::default();
-        let mut logs = LogLimit::default();
-        while !self.stop.load(Ordering::Relaxed) {
-            let sample = match self.samples.recv_timeout(WAIT_SLICE) {
-                Ok(s) => s,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            self.handle(&sample, &mut publishers, &mut gaps, &mut logs);
+    /// Imports one sample: Zenoh's subscriber callback. Blocks while the
+    /// local topic is full, up to `publish_timeout` (see the module docs).
+    pub fn on_sample(&self, sample: &Sample) {
+        if self.stop.load(Ordering::Relaxed) {
+            return;
         }
+        // A panic while holding the lock (a bug) leaves the state usable:
+        // each field is consistent between two samples.
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        self.handle(sample, &mut st.publishers, &mut st.gaps, &mut st.logs);
     }
 
     fn handle(
@@ -176,8 +186,7 @@ impl Importer {
                 }
             }
         }
-        let payload = sample.payload().to_bytes();
-        self.publish(topic, &payload, publishers, logs);
+        self.publish(topic, sample.payload(), publishers, logs);
     }
 
     /// The local publisher of `topic`, opened through the daemon (so
@@ -231,11 +240,14 @@ impl Importer {
     }
 
     /// Publishes one payload into `topic`, reopening the topic once if it
-    /// was closed (removed and maybe re-created) under the publisher.
+    /// was closed (removed and maybe re-created) under the publisher. The
+    /// payload is copied from Zenoh's buffer(s) straight into the loaned
+    /// slot, slice by slice: no allocation even when Zenoh received it in
+    /// fragments.
     fn publish(
         &self,
         topic: &str,
-        payload: &[u8],
+        payload: &ZBytes,
         publishers: &mut HashMap<String, Publisher>,
         logs: &mut LogLimit,
     ) {
@@ -258,7 +270,11 @@ impl Importer {
             let record = any_matches(&self.exports, topic);
             let failed = match publisher.loan_timeout(payload.len(), self.publish_timeout) {
                 Ok(mut loan) => {
-                    loan.copy_from_slice(payload);
+                    let mut at = 0;
+                    for part in payload.slices() {
+                        loan[at..at + part.len()].copy_from_slice(part);
+                        at += part.len();
+                    }
                     if record {
                         // Before the commit: once committed, the exporter
                         // may read it at once.

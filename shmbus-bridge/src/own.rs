@@ -12,6 +12,7 @@
 //! commit is what makes this race-free across the two threads.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Most numbers remembered per topic. Reached only if the exporter stops
@@ -23,11 +24,19 @@ const MAX_PER_TOPIC: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub struct OwnPublished {
     topics: Mutex<HashMap<String, VecDeque<u64>>>,
+    /// Set by the first `record`, never cleared: until then the exporter
+    /// skips the lock and the lookup (a bridge that imports no topic it
+    /// exports never takes them).
+    used: AtomicBool,
 }
 
 impl OwnPublished {
     /// Remembers that this bridge is about to publish `seq` into `topic`.
     pub fn record(&self, topic: &str, seq: u64) {
+        // Before the number, and so before the commit that publishes the
+        // message: an exporter that reads the message (Acquire on the slot,
+        // pairing with the commit's Release) then sees the flag set.
+        self.used.store(true, Ordering::Relaxed);
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         let q = match topics.get_mut(topic) {
             Some(q) => q,
@@ -42,6 +51,9 @@ impl OwnPublished {
     /// Whether `seq`, read from `topic`, is one this bridge published.
     /// Numbers below `seq` are forgotten: the reader has passed them.
     pub fn take_if_own(&self, topic: &str, seq: u64) -> bool {
+        if !self.used.load(Ordering::Relaxed) {
+            return false;
+        }
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         let Some(q) = topics.get_mut(topic) else {
             return false;
