@@ -74,6 +74,13 @@ impl Drop for BusGuard {
     }
 }
 
+/// Runs every case `repeats` times, a whole sweep of the cases per repeat
+/// (case 1, case 2, …, then again), not each case's repeats back to back:
+/// on a shared VM the host moves the two vCPUs between cores that share a
+/// cache and cores that do not, which moves the spin floor by up to 6× for
+/// minutes at a time; sweeping spreads every case over the same stretch of
+/// the run, so a floor and the shmbus case it is compared with see the same
+/// mix of placements.
 fn run_all(
     ctx: &Ctx,
     bus: &str,
@@ -81,20 +88,21 @@ fn run_all(
     repeats: u32,
     bar: &ProgressBar,
 ) -> Result<Vec<(CaseDef, Vec<Sample>)>, String> {
-    let mut results = Vec::with_capacity(cases.len());
-    for case in cases {
-        bar.set_message(format!(
-            "{} {}",
-            case.label,
-            crate::report::size_label(case.size)
-        ));
-        let mut samples = Vec::with_capacity(repeats as usize);
-        for _ in 0..repeats {
+    let mut results: Vec<(CaseDef, Vec<Sample>)> = cases
+        .iter()
+        .map(|c| (c.clone(), Vec::with_capacity(repeats as usize)))
+        .collect();
+    for _ in 0..repeats {
+        for (case, samples) in results.iter_mut() {
+            bar.set_message(format!(
+                "{} {}",
+                case.label,
+                crate::report::size_label(case.size)
+            ));
             let sample = run_case(ctx, bus, case).map_err(|e| format!("case {}: {e}", case.id))?;
             samples.push(sample);
             bar.inc(1);
         }
-        results.push((case.clone(), samples));
     }
     Ok(results)
 }

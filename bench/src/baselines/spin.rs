@@ -2,11 +2,14 @@
 //! shared memory, one cache line each way, both sides busy-spinning; nothing
 //! can hand a message to another core faster than this.
 //!
-//! The spin loop uses the CPU's pause hint (`spin_loop`), as any polite
-//! spinner (and shmbus's `Spin` strategy) does, so the floor is the floor of
-//! a spinner one would actually ship.
+//! The loops poll with plain loads and no pause hint: a pause can only
+//! delay seeing the other side's store, and a floor must be the fastest
+//! hand-over the hardware does, not the speed of one spinning style. (The
+//! first version paused on every poll; its runs measured 230–260 ns
+//! one-way on the development VM, this one's 40–240 ns: there, where the
+//! hypervisor places the two vCPUs — same core complex or not — moves the
+//! floor by up to 6× between runs, see docs/performance.md "Noise".)
 
-use std::hint::spin_loop;
 use std::sync::atomic::Ordering;
 
 use crate::child::Role;
@@ -26,9 +29,7 @@ pub fn run(ctx: &Ctx, warmup: u64, iters: u64) -> Result<Sample, String> {
         // SYNC POINT: Release pairs with the child's Acquire in `child`.
         control.ping.0.store(i, Ordering::Release);
         // SYNC POINT: Acquire pairs with the child's Release of `pong`.
-        while control.pong.0.load(Ordering::Acquire) != i {
-            spin_loop();
-        }
+        while control.pong.0.load(Ordering::Acquire) != i {}
         let t1 = now_ns();
         if i > warmup {
             rec.record(t1 - t0);
@@ -42,9 +43,7 @@ pub fn run(ctx: &Ctx, warmup: u64, iters: u64) -> Result<Sample, String> {
 pub fn child(control: &Control, total: u64) -> Result<(), String> {
     control.mark_ready();
     for i in 1..=total {
-        while control.ping.0.load(Ordering::Acquire) != i {
-            spin_loop();
-        }
+        while control.ping.0.load(Ordering::Acquire) != i {}
         control.pong.0.store(i, Ordering::Release);
     }
     Ok(())
