@@ -40,6 +40,13 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
                 .to_string(),
         );
     }
+    let create = args.import_topic_config()?;
+    if create.is_some() && args.imports.is_empty() {
+        return Err(
+            "--capacity/--policy/--max-msg-size set up topics the importer creates: give an --import pattern too"
+                .to_string(),
+        );
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let bus_opts = args.bus_options();
@@ -79,6 +86,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             stats: stats.clone(),
             stop: stop.clone(),
             publish_timeout: args.publish_timeout(),
+            create,
             state: Default::default(),
         });
         for pattern in &args.imports {

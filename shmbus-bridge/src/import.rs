@@ -3,7 +3,8 @@
 //!
 //! Zenoh calls [`Importer::on_sample`] on its own reception thread; it
 //! publishes the sample into its local topic (opened through the daemon, so
-//! created with its defaults on first use) through a loan, copying the
+//! created on first use with its defaults, or with `--capacity`/`--policy`/
+//! `--max-msg-size` when given, see [`Importer::create`]) through a loan, copying the
 //! payload from Zenoh's buffer straight into the ring slot, and recording
 //! the loan's sequence number first so the exporter does not send it back
 //! (see [`crate::own`]). There is no queue and no import thread: a sample is
@@ -32,12 +33,12 @@
 //! after the gap, so every local subscriber receives `Lagged(n)` at that
 //! place in the stream, as if its own ring had lapped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shmbus::{Bus, Error, Publisher};
+use shmbus::{Bus, Error, Publisher, TopicConfig};
 use tracing::{debug, info, warn};
 use zenoh::bytes::ZBytes;
 use zenoh::sample::Sample;
@@ -74,6 +75,11 @@ pub struct Importer {
     pub stop: Arc<AtomicBool>,
     /// The bound on a wait for room.
     pub publish_timeout: Duration,
+    /// Settings of topics the importer creates (`--capacity`, `--policy`,
+    /// `--max-msg-size`); `None`: the daemon creates them with its defaults.
+    /// A topic that exists already is used as it is (a difference in the
+    /// settings given is logged once per topic, at info level).
+    pub create: Option<TopicConfig>,
     /// What the callbacks share (one at a time).
     pub state: Mutex<ImportState>,
 }
@@ -90,6 +96,9 @@ pub struct ImportState {
 #[derive(Default)]
 struct LogLimit {
     last: HashMap<(&'static str, String), Instant>,
+    /// Topics whose settings differ from `--capacity`/`--policy`/
+    /// `--max-msg-size`, already logged (once per topic).
+    mismatch_logged: HashSet<String>,
 }
 
 impl LogLimit {
@@ -190,8 +199,9 @@ impl Importer {
     }
 
     /// The local publisher of `topic`, opened through the daemon (so
-    /// created with its defaults) on first use; `None`, logged at most once
-    /// a second, if it cannot be opened.
+    /// created with its defaults, or first created with [`Importer::create`]
+    /// when set) on first use; `None`, logged at most once a second, if it
+    /// cannot be opened.
     fn publisher_of<'p>(
         &self,
         topic: &str,
@@ -199,6 +209,11 @@ impl Importer {
         logs: &mut LogLimit,
     ) -> Option<&'p mut Publisher> {
         if !publishers.contains_key(topic) {
+            if let Some(cfg) = &self.create {
+                if !self.create_topic(topic, cfg, logs) {
+                    return None;
+                }
+            }
             match self.bus.publisher(topic) {
                 Ok(p) => {
                     info!("importing into `{topic}`");
@@ -213,6 +228,41 @@ impl Importer {
             }
         }
         publishers.get_mut(topic)
+    }
+
+    /// Creates `topic` with `cfg` unless it exists; an existing topic is
+    /// used as it is, and a difference from the settings the user gave is
+    /// logged once per topic (info). False (logged at most once a second)
+    /// when the topic neither exists nor can be created.
+    fn create_topic(&self, topic: &str, cfg: &TopicConfig, logs: &mut LogLimit) -> bool {
+        // Creating a topic that exists with the same settings succeeds; with
+        // other settings the daemon refuses, and the list tells which.
+        let err = match self.bus.create_topic(topic, cfg) {
+            Ok(_) => return true,
+            Err(e) => e,
+        };
+        let existing = self
+            .bus
+            .topics()
+            .ok()
+            .and_then(|ts| ts.into_iter().find(|t| t.topic == topic));
+        let Some(existing) = existing else {
+            if logs.allow("create", topic) {
+                warn!("cannot create `{topic}` for imported samples: {err}");
+            }
+            return false;
+        };
+        let have = &existing.config;
+        let differs = have.capacity != cfg.capacity
+            || have.policy != cfg.policy
+            || have.max_msg_size != cfg.max_msg_size;
+        if differs && logs.mismatch_logged.insert(topic.to_string()) {
+            info!(
+                "`{topic}` exists with capacity {}, policy {}, max message size {}: importing into it as it is (--capacity/--policy/--max-msg-size apply only to topics the bridge creates)",
+                have.capacity, have.policy, have.max_msg_size
+            );
+        }
+        true
     }
 
     /// Tells `topic`'s local subscribers that `n` messages were lost

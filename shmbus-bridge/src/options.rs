@@ -76,6 +76,68 @@ pub struct BridgeArgs {
     /// How often new local topics are looked for, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub poll_ms: u64,
+    /// Slots of a topic the importer creates (a power of two). With
+    /// `--policy`/`--max-msg-size`: an imported topic that does not exist
+    /// yet is created with these settings (the others the library's
+    /// defaults, as `shmbus create`); an existing one is used as it is.
+    /// Without any of the three, the daemon creates it with its defaults.
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u64>,
+    /// Overflow policy of a topic the importer creates (see `--capacity`).
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    /// Largest message of a topic the importer creates, in bytes; K, M, G
+    /// suffixes are binary (64K = 65536) (see `--capacity`).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
+    pub max_msg_size: Option<u32>,
+}
+
+/// Overflow policy as typed on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Lossless: publishers wait while a subscriber is a whole ring behind.
+    Block,
+    /// Publishers never wait; a slow subscriber is told how many it lost.
+    DropOldest,
+}
+
+impl From<PolicyArg> for shmbus::Policy {
+    fn from(p: PolicyArg) -> shmbus::Policy {
+        match p {
+            PolicyArg::Block => shmbus::Policy::Block,
+            PolicyArg::DropOldest => shmbus::Policy::DropOldest,
+        }
+    }
+}
+
+/// A byte count: `4096`, `64K`, `1M`, `1MiB` (binary suffixes, as `shmbus
+/// create`), that fits a `u32`.
+fn parse_size_u32(text: &str) -> Result<u32, String> {
+    let s = text.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits);
+    let scale: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown size suffix (use K, M or G; 1K = 1024 bytes)"
+            ))
+        }
+    };
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a size: give bytes, e.g. `4096`, `64K` or `1M`"
+        ));
+    }
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("`{text}` is too large (at most 4 GiB - 1)"))
 }
 
 fn parse_key_prefix(s: &str) -> Result<String, String> {
@@ -92,6 +154,29 @@ impl BridgeArgs {
     /// The topic discovery period.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_ms.max(10))
+    }
+
+    /// The settings of topics the importer creates: `None` when none of
+    /// `--capacity`, `--policy`, `--max-msg-size` was given (the daemon then
+    /// creates them with its defaults). Unset ones take the library's
+    /// defaults. Checked with the library's rules; the error names the rule.
+    pub fn import_topic_config(&self) -> Result<Option<shmbus::TopicConfig>, String> {
+        if self.capacity.is_none() && self.policy.is_none() && self.max_msg_size.is_none() {
+            return Ok(None);
+        }
+        let mut cfg = shmbus::TopicConfig::default();
+        if let Some(c) = self.capacity {
+            cfg.capacity = c;
+        }
+        if let Some(p) = self.policy {
+            cfg.policy = p.into();
+        }
+        if let Some(m) = self.max_msg_size {
+            cfg.max_msg_size = m;
+        }
+        cfg.validate()
+            .map_err(|e| format!("--capacity/--policy/--max-msg-size: {e}"))?;
+        Ok(Some(cfg))
     }
 
     /// Where to find the bus.
@@ -132,5 +217,32 @@ mod tests {
             ]
         );
         assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--export", "a*"]).is_err());
+    }
+
+    #[test]
+    fn import_topic_settings_are_checked_with_the_library_rules() {
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["shmbus-bridge", "--import", "*"];
+            v.extend_from_slice(extra);
+            BridgeArgs::parse_from(v).import_topic_config()
+        };
+        assert_eq!(parse(&[]), Ok(None));
+        let cfg = parse(&["--capacity", "32", "--policy", "drop-oldest"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.capacity, 32);
+        assert_eq!(cfg.policy, shmbus::Policy::DropOldest);
+        assert_eq!(
+            cfg.max_msg_size,
+            shmbus::TopicConfig::default().max_msg_size
+        );
+        let cfg = parse(&["--max-msg-size", "64K"]).unwrap().unwrap();
+        assert_eq!(cfg.max_msg_size, 65536);
+        let e = parse(&["--capacity", "33"]).unwrap_err();
+        assert!(e.contains("power of two"), "{e}");
+        let e = parse(&["--max-msg-size", "0"]).unwrap_err();
+        assert!(e.contains("max message size"), "{e}");
+        assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--policy", "newest"]).is_err());
+        assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--max-msg-size", "1X"]).is_err());
     }
 }

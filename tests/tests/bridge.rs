@@ -640,6 +640,74 @@ fn a_full_local_topic_drops_imports_after_the_bound_with_a_count() {
 
 /// SIGTERM stops a bridge cleanly: exit 0, counters logged, and its
 /// subscriber entry is released at once (no reap needed).
+/// The settings of `topic` on `bus` as `shmbus topics --json` shows them:
+/// (capacity, policy).
+fn topic_settings(bus: &TestBus, topic: &str) -> (u64, String) {
+    let out = bus
+        .cli()
+        .args(["topics", "--json"])
+        .output()
+        .expect("shmbus topics --json");
+    assert!(out.status.success(), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let t = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|t| t["topic"] == topic)
+        .unwrap_or_else(|| panic!("no `{topic}` in {list}"));
+    (
+        t["capacity"].as_u64().expect("capacity"),
+        t["policy"].as_str().expect("policy").to_string(),
+    )
+}
+
+/// `--capacity 32 --policy drop-oldest` on the importing bridge: a topic it
+/// creates gets those settings; one that existed is used as it is (logged).
+/// Settings that break the library's rules are refused with the rule named.
+#[test]
+fn imported_topics_are_created_with_the_given_capacity_and_policy() {
+    let out = Command::new(bin("shmbus-bridge"))
+        .args(["--bus", "brNoSuchBus", "--import", "*", "--capacity", "33"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shmbus-bridge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(err.contains("power of two"), "{err}");
+
+    let a = started("brCfgA");
+    let b = started("brCfgB");
+    let out = b
+        .cli()
+        .args(["create", "cfg/existing", "--capacity", "64"])
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "{out:?}");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let _ba = Bridge::start(&a, &["--export", "cfg/*", "--listen", &listen]);
+    let bb = Bridge::start(
+        &b,
+        &[
+            "--import",
+            "cfg/*",
+            "--connect",
+            &listen,
+            "--capacity",
+            "32",
+            "--policy",
+            "drop-oldest",
+        ],
+    );
+    wait_route(&a, &b, "cfg/new");
+    assert_eq!(topic_settings(&b, "cfg/new"), (32, "drop-oldest".into()));
+
+    wait_route(&a, &b, "cfg/existing");
+    bb.wait_log("`cfg/existing` exists with capacity 64, policy block");
+    assert_eq!(topic_settings(&b, "cfg/existing"), (64, "block".into()));
+}
+
 #[test]
 fn sigterm_stops_a_bridge_cleanly() {
     let a = started("term");
