@@ -44,6 +44,12 @@ pub enum Role {
         /// Round trips.
         total: u64,
     },
+    /// Answer `total` spin pings carrying a 64-byte payload, echoing the
+    /// payload (64 B hardware floor).
+    SpinPong64 {
+        /// Round trips.
+        total: u64,
+    },
     /// Answer `total` futex pings (wake-up floor).
     FutexPong {
         /// Round trips.
@@ -146,6 +152,7 @@ fn child_main(raw: &str) -> Result<(), String> {
     let control = Control::of(&region);
     match spec.role {
         Role::SpinPong { total } => spin::child(control, total),
+        Role::SpinPong64 { total } => spin::child_64(control, total),
         Role::FutexPong { total } => futex::child(control, total),
         Role::FdPong {
             read_fd,

@@ -3,19 +3,22 @@
 //! plus the words the raw spin and futex baselines bounce between them.
 //!
 //! ```text
-//! offset   field                     written by
-//! 0        ready: AtomicU32          each child, once set up (fetch_add)
-//! 128      ping:  AtomicU64          parent (spin floor)
-//! 256      pong:  AtomicU64          child  (spin floor)
-//! 384      ping_futex: AtomicU32     parent (futex floor)
-//! 512      pong_futex: AtomicU32     child  (futex floor)
-//! 640      results[MAX_CHILDREN]     child i writes results[i] only
+//! offset   field                          written by
+//! 0        ready: AtomicU32               each child, once set up (fetch_add)
+//! 128      ping:  AtomicU64               parent (both spin floors)
+//! 256      pong:  AtomicU64               child  (both spin floors)
+//! 384      ping_futex: AtomicU32          parent (futex floor)
+//! 512      pong_futex: AtomicU32          child  (futex floor)
+//! 640      ping_payload: [AtomicU64; 8]   parent (64 B spin floor)
+//! 768      pong_payload: [AtomicU64; 8]   child  (64 B spin floor)
+//! 896      results[MAX_CHILDREN]          child i writes results[i] only
 //! ```
 //!
 //! Every field sits on its own 128-byte block: a line written by one side
 //! never shares a cache line (or the adjacent-line prefetch pair) with a line
-//! written by the other, so the floors measure one cache-line transfer each
-//! way and nothing else.
+//! written by the other, nor with another field of the same side, so the
+//! 1-line spin floor measures one cache-line transfer each way and the 64 B
+//! spin floor exactly two (counter line + payload line) and nothing else.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -23,6 +26,9 @@ use crate::region::SharedRegion;
 
 /// Most children one case may start (the 16-subscriber fan-out).
 pub const MAX_CHILDREN: usize = 16;
+
+/// 8-byte words in a 64 B spin floor payload.
+pub const PAYLOAD_WORDS: usize = 8;
 
 /// A value alone on a 128-byte block.
 #[repr(C, align(128))]
@@ -57,6 +63,12 @@ pub struct Control {
     pub ping_futex: Padded<AtomicU32>,
     /// Futex floor: the child's pong word.
     pub pong_futex: Padded<AtomicU32>,
+    /// 64 B spin floor: the parent's 64-byte payload (one cache line),
+    /// written before `ping`.
+    pub ping_payload: Padded<[AtomicU64; PAYLOAD_WORDS]>,
+    /// 64 B spin floor: the child's copy of the payload, written before
+    /// `pong`.
+    pub pong_payload: Padded<[AtomicU64; PAYLOAD_WORDS]>,
     /// One result block per child.
     pub results: [Padded<ChildResult>; MAX_CHILDREN],
 }
@@ -123,5 +135,29 @@ impl ChildResult {
             return Err("the receiving process measured no interval; use more messages".into());
         }
         Ok(n as f64 * 1e9 / (last - first) as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::offset_of;
+
+    use super::*;
+
+    #[test]
+    fn every_field_is_on_its_own_128_byte_block_as_documented() {
+        assert_eq!(offset_of!(Control, ready), 0);
+        assert_eq!(offset_of!(Control, ping), 128);
+        assert_eq!(offset_of!(Control, pong), 256);
+        assert_eq!(offset_of!(Control, ping_futex), 384);
+        assert_eq!(offset_of!(Control, pong_futex), 512);
+        assert_eq!(offset_of!(Control, ping_payload), 640);
+        assert_eq!(offset_of!(Control, pong_payload), 768);
+        assert_eq!(offset_of!(Control, results), 896);
+        assert_eq!(
+            std::mem::size_of::<Padded<[AtomicU64; PAYLOAD_WORDS]>>(),
+            128
+        );
+        assert_eq!(std::mem::size_of::<Padded<ChildResult>>(), 128);
     }
 }

@@ -19,6 +19,9 @@ pub const MIB: usize = 1024 * 1024;
 pub enum CaseKind {
     /// Raw shared-memory spin ping-pong.
     SpinFloor,
+    /// Raw shared-memory spin ping-pong carrying a 64-byte payload (payload
+    /// line + counter line each way).
+    SpinFloor64,
     /// Raw futex ping-pong.
     FutexFloor,
     /// Single-thread memcpy.
@@ -87,8 +90,10 @@ pub const FANOUT_SUBSCRIBERS: [usize; 5] = [1, 2, 4, 8, 16];
 
 /// Stable ids of the cases the targets compare.
 pub mod ids {
-    /// Spin floor.
+    /// Spin floor (one line each way).
     pub const SPIN_FLOOR: &str = "floor/spin";
+    /// 64 B spin floor (payload line + counter line each way).
+    pub const SPIN_FLOOR_64: &str = "floor/spin-64";
     /// Futex floor.
     pub const FUTEX_FLOOR: &str = "floor/futex";
     /// memcpy 1 MiB.
@@ -168,6 +173,14 @@ pub fn cases(opts: &BenchOptions) -> Vec<CaseDef> {
             "floor: spin, 1 line".into(),
             8,
             CaseKind::SpinFloor,
+            b.spin_latency,
+        );
+        add(
+            ids::SPIN_FLOOR_64.into(),
+            Group::Floors,
+            "floor: spin, 64 B".into(),
+            64,
+            CaseKind::SpinFloor64,
             b.spin_latency,
         );
         add(

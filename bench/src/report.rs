@@ -487,7 +487,15 @@ fn comparisons(row: &Row, all: &[Row]) -> Vec<Versus> {
             (ids::SPIN_FLOOR, "spin floor")
         };
         let mine = p50(row);
-        for (id, name) in [floor, (ids::UNIX_LAT_64, "unix socket")] {
+        let mut refs = vec![floor];
+        // A 64 B message cannot be one line: the 64 B spin floor (payload
+        // line + counter line each way) is what a spinning 64 B hop can
+        // at best reach. The SPEC target stays against the 1-line floor.
+        if floor.0 == ids::SPIN_FLOOR && row.size == 64 {
+            refs.push((ids::SPIN_FLOOR_64, "64 B spin floor"));
+        }
+        refs.push((ids::UNIX_LAT_64, "unix socket"));
+        for (id, name) in refs {
             push(
                 id,
                 name,
@@ -696,6 +704,84 @@ mod tests {
             max_ns: p50_ns,
             samples: 10,
         }
+    }
+
+    #[test]
+    fn spin_latency_64_is_compared_with_both_spin_floors() {
+        use crate::shmbus_cases::Wait;
+        let lat = |p50: f64| vec![Sample::Latency(latency(p50))];
+        let spin = case(
+            ids::SHMBUS_SPIN_64,
+            CaseKind::ShmbusLatency(Wait::Spin),
+            Group::Latency,
+        );
+        let mut spin_4k = case(
+            "shmbus/latency/spin/4096",
+            CaseKind::ShmbusLatency(Wait::Spin),
+            Group::Latency,
+        );
+        spin_4k.size = 4096;
+        let park = case(
+            ids::SHMBUS_PARK_64,
+            CaseKind::ShmbusLatency(Wait::Park),
+            Group::Latency,
+        );
+        let report = Report::build(
+            &BenchOptions::default(),
+            None,
+            vec![
+                (
+                    case(ids::SPIN_FLOOR, CaseKind::SpinFloor, Group::Floors),
+                    lat(50.0),
+                ),
+                (
+                    case(ids::SPIN_FLOOR_64, CaseKind::SpinFloor64, Group::Floors),
+                    lat(100.0),
+                ),
+                (
+                    case(ids::FUTEX_FLOOR, CaseKind::FutexFloor, Group::Floors),
+                    lat(2_000.0),
+                ),
+                (spin, lat(150.0)),
+                (spin_4k, lat(400.0)),
+                (park, lat(3_000.0)),
+            ],
+        );
+        let versus = |id: &str| -> Vec<(String, f64)> {
+            report
+                .row(id)
+                .expect("row")
+                .versus
+                .iter()
+                .map(|v| (v.reference.clone(), v.ratio))
+                .collect()
+        };
+        assert_eq!(
+            versus(ids::SHMBUS_SPIN_64),
+            vec![
+                (ids::SPIN_FLOOR.to_string(), 3.0),
+                (ids::SPIN_FLOOR_64.to_string(), 1.5)
+            ]
+        );
+        // Only the 64 B rows: a 4 KiB message is not two lines.
+        assert_eq!(
+            versus("shmbus/latency/spin/4096"),
+            vec![(ids::SPIN_FLOOR.to_string(), 8.0)]
+        );
+        assert_eq!(
+            versus(ids::SHMBUS_PARK_64),
+            vec![(ids::FUTEX_FLOOR.to_string(), 1.5)]
+        );
+        assert!(report
+            .table()
+            .contains("3.00x spin floor, 1.50x 64 B spin floor"));
+        // The SPEC target stays against the 1-line floor.
+        let t = report
+            .targets
+            .iter()
+            .find(|t| t.key == "spin-latency")
+            .expect("target listed");
+        assert_eq!(t.ratio, Some(3.0));
     }
 
     #[test]

@@ -111,6 +111,7 @@ fn run_all(
 fn run_case(ctx: &Ctx, bus: &str, c: &CaseDef) -> Result<Sample, String> {
     match c.kind {
         CaseKind::SpinFloor => spin::run(ctx, c.warmup, c.iters),
+        CaseKind::SpinFloor64 => spin::run_64(ctx, c.warmup, c.iters),
         CaseKind::FutexFloor => futex::run(ctx, c.warmup, c.iters),
         CaseKind::Memcpy => memcpy::run(c.size, c.warmup, c.iters),
         CaseKind::RingFloor => ring::run(ctx, c.size, c.warmup, c.iters),

@@ -13,10 +13,15 @@ use serde_json::Value;
 /// latency per wait strategy, throughput per path, fan-out per width,
 /// services per wait strategy and their Unix-socket baseline.
 fn expected_ids() -> Vec<String> {
-    let mut ids: Vec<String> = ["floor/spin", "floor/futex", "floor/memcpy/1048576"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut ids: Vec<String> = [
+        "floor/spin",
+        "floor/spin-64",
+        "floor/futex",
+        "floor/memcpy/1048576",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for size in [64, 4096, 1048576] {
         ids.push(format!("floor/ring/{size}"));
     }
@@ -98,7 +103,7 @@ fn quick_json_run_has_every_case_and_target() {
                 .all(|k| positive(&l[*k]))
                 && l["samples"].as_u64().is_some_and(|n| n > 0)
                 && positive(&row["calls_per_sec"])
-        } else if id.contains("/latency/") || id == "floor/spin" || id == "floor/futex" {
+        } else if id.contains("/latency/") || id.starts_with("floor/spin") || id == "floor/futex" {
             let l = &row["latency"];
             ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
                 .iter()
@@ -117,7 +122,8 @@ fn quick_json_run_has_every_case_and_target() {
     }
     // The shmbus rows carry their ratios to the floors and baselines.
     let versus = |id: &str| by_id(id).map_or(0, |r| r["versus"].as_array().map_or(0, Vec::len));
-    assert!(versus("shmbus/latency/spin/64") >= 1);
+    // Spin 64 B latency: spin floor, 64 B spin floor, unix socket.
+    assert_eq!(versus("shmbus/latency/spin/64"), 3);
     assert!(versus("shmbus/throughput/copy/1048576") >= 2);
     assert!(versus("shmbus/fanout/16") >= 1);
     // Spin service: 2x spin floor, unix round trip, unix calls/s.
