@@ -2,7 +2,9 @@
 //! starts the export thread, declares the import callbacks, and waits for a
 //! signal.
 //!
-//! Threads: one exporter (only if there are `--export` patterns), Zenoh's
+//! Threads: one exporter (only if there are `--export` patterns), one per
+//! imported service and one per exported service plus their discovery
+//! thread (see [`crate::service`]), Zenoh's
 //! own runtime (whose subscriber callbacks do the importing, see
 //! [`crate::import`]), and this main thread, which alone takes the signals
 //! (SIGINT and SIGTERM stop the bridge, SIGUSR1 logs its counters) and logs
@@ -23,6 +25,8 @@ use crate::export::Exporter;
 use crate::import::Importer;
 use crate::options::BridgeArgs;
 use crate::own::OwnPublished;
+use crate::pattern::TopicPattern;
+use crate::service::ServiceBridge;
 use crate::stats::Stats;
 use crate::tag::{random_instance, stable_origin};
 use crate::zconfig::zenoh_config;
@@ -34,9 +38,13 @@ const PEER_CHECK: Duration = Duration::from_secs(1);
 /// Runs the bridge until SIGINT or SIGTERM. The error is one line for the
 /// user (what failed, what to do).
 pub fn run(args: BridgeArgs) -> Result<(), String> {
-    if args.exports.is_empty() && args.imports.is_empty() {
+    if args.exports.is_empty()
+        && args.imports.is_empty()
+        && args.export_services.is_empty()
+        && args.import_services.is_empty()
+    {
         return Err(
-            "nothing to bridge: give at least one --export or --import pattern (see `shmbus-bridge --help`)"
+            "nothing to bridge: give at least one --export, --import, --export-service or --import-service (see `shmbus-bridge --help`)"
                 .to_string(),
         );
     }
@@ -121,6 +129,44 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             poll_interval: args.poll_interval(),
         };
         workers.push(spawn("export", move || exporter.run())?);
+    }
+
+    let services = ServiceBridge {
+        bus: args.bus.clone(),
+        session: session.clone(),
+        key_prefix: args.key_prefix.clone(),
+        call_timeout: args.call_timeout(),
+        stop: stop.clone(),
+    };
+    for name in &args.import_services {
+        let services = services.clone();
+        let name = name.clone();
+        workers.push(spawn(&format!("svc-import {name}"), move || {
+            services.import_one(&name)
+        })?);
+    }
+    if !args.export_services.is_empty() {
+        let patterns = args.export_services.clone();
+        let imported: Vec<TopicPattern> = args
+            .import_services
+            .iter()
+            .map(|n| TopicPattern::Exact(n.clone()))
+            .collect();
+        let poll = args.poll_interval();
+        workers.push(spawn("svc-export", move || {
+            services.run_exports(
+                &patterns,
+                &imported,
+                poll,
+                &|name, body| match spawn(&name, body) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        warn!("{e}");
+                        None
+                    }
+                },
+            )
+        })?);
     }
 
     let mut peers = BTreeSet::new();

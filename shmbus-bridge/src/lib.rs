@@ -11,7 +11,8 @@
 //! Where to start reading: [`bridge::run`] wires everything; [`export`] and
 //! [`import`] are the two directions; [`tag`] is the attachment that carries
 //! origin and count; [`own`] is how imported messages are kept from being
-//! exported again; [`gaps`] turns counts into loss.
+//! exported again; [`gaps`] turns counts into loss; [`service`] carries
+//! services (request/response) as Zenoh queryables.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod import;
 pub mod options;
 pub mod own;
 pub mod pattern;
+pub mod service;
 pub mod stats;
 pub mod tag;
 pub mod zconfig;

@@ -43,6 +43,20 @@ pub struct BridgeArgs {
     /// Import remote topics matching PATTERN into the local bus; repeatable.
     #[arg(long = "import", value_name = "PATTERN", value_parser = TopicPattern::parse)]
     pub imports: Vec<TopicPattern>,
+    /// Answer Zenoh queries on `PREFIX/@service/NAME` by calling local
+    /// services matching PATTERN (`*`, `svc/*`, or a name); repeatable.
+    /// Services that appear later are picked up.
+    #[arg(long = "export-service", value_name = "PATTERN", value_parser = TopicPattern::parse)]
+    pub export_services: Vec<TopicPattern>,
+    /// Serve local service NAME (an exact name) by forwarding its calls to
+    /// the bridge that exports it over Zenoh; repeatable.
+    #[arg(long = "import-service", value_name = "NAME", value_parser = parse_service_name)]
+    pub import_services: Vec<String>,
+    /// Bound on one bridged service call, in milliseconds: the exporting
+    /// side's local call, and the importing side's wait for the remote
+    /// reply.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub call_timeout_ms: u64,
     /// Zenoh endpoint to listen on (`tcp/0.0.0.0:7447`); repeatable. None by
     /// default: the bridge then only dials out.
     #[arg(long = "listen", value_name = "ENDPOINT")]
@@ -140,6 +154,12 @@ fn parse_size_u32(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("`{text}` is too large (at most 4 GiB - 1)"))
 }
 
+fn parse_service_name(s: &str) -> Result<String, String> {
+    shmbus::names::validate_service(s)
+        .map_err(|e| format!("{e} (--import-service takes exact service names, not patterns)"))?;
+    Ok(s.to_string())
+}
+
 fn parse_key_prefix(s: &str) -> Result<String, String> {
     crate::pattern::validate_key_prefix(s)?;
     Ok(s.to_string())
@@ -149,6 +169,11 @@ impl BridgeArgs {
     /// The bound on an import's wait for room.
     pub fn publish_timeout(&self) -> Duration {
         Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    /// The bound on one bridged service call.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms.max(1))
     }
 
     /// The topic discovery period.
@@ -217,6 +242,24 @@ mod tests {
             ]
         );
         assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--export", "a*"]).is_err());
+    }
+
+    #[test]
+    fn imported_services_are_exact_names() {
+        let a = BridgeArgs::parse_from([
+            "shmbus-bridge",
+            "--import-service",
+            "svc/echo",
+            "--export-service",
+            "svc/*",
+        ]);
+        assert_eq!(a.import_services, ["svc/echo"]);
+        assert_eq!(a.export_services, [TopicPattern::Prefix("svc".into())]);
+        assert_eq!(a.call_timeout(), Duration::from_secs(5));
+        let e = BridgeArgs::try_parse_from(["shmbus-bridge", "--import-service", "svc/*"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exact service names"), "{e}");
     }
 
     #[test]

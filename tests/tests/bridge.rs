@@ -708,6 +708,86 @@ fn imported_topics_are_created_with_the_given_capacity_and_policy() {
     assert_eq!(topic_settings(&b, "cfg/existing"), (64, "block".into()));
 }
 
+/// Runs `shmbus --bus B call NAME MSG -W 60s` (bounded) and returns its
+/// exit code, stdout and stderr.
+fn call(bus: &TestBus, name: &str, msg: &str) -> (Option<i32>, String, String) {
+    let out = run_with_input(bus.cli().args(["call", name, msg, "-W", "60s"]), b"", READY);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Services as Zenoh queryables: `shmbus serve svc/echo --echo` on A, A's
+/// bridge exports `svc/*`, B's imports `svc/echo`: `shmbus call` on B gets
+/// A's reply. With A's server killed, the call on B ends at once with the
+/// remote error (exit 1), not a hang or a timeout.
+#[test]
+fn a_service_is_called_across_the_bridge_and_its_loss_is_an_error() {
+    let a = started("brSvcA");
+    let b = started("brSvcB");
+    let mut server = a
+        .cli()
+        .args(["serve", "svc/echo", "--echo"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn shmbus serve");
+    let ready = wait_until(READY, || {
+        shmbus::service::service_stats(&a.name, "svc/echo").is_ok_and(|s| s.servers == 1)
+    });
+    assert!(
+        ready,
+        "`shmbus serve svc/echo` did not attach within {READY:?}"
+    );
+
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let ba = Bridge::start(&a, &["--export-service", "svc/*", "--listen", &listen]);
+    let bb = Bridge::start(
+        &b,
+        &[
+            "--import-service",
+            "svc/echo",
+            "--import-service",
+            "svc/none",
+            "--connect",
+            &listen,
+        ],
+    );
+    ba.wait_log("exporting service `svc/echo` as `shmbus/@service/svc/echo`");
+    bb.wait_log("importing service `svc/echo`");
+
+    // Until B's bridge has learnt of A's queryable, its calls end with "no
+    // remote server".
+    let mut last = (None, String::new(), String::new());
+    let crossed = wait_until(READY, || {
+        last = call(&b, "svc/echo", "probe");
+        last.0 == Some(0)
+    });
+    assert!(crossed, "no call crossed within {READY:?}: {last:?}");
+    let (code, out, err) = call(&b, "svc/echo", "hello");
+    assert_eq!((code, out.as_str()), (Some(0), "hello\n"), "{err}");
+
+    // A name no bridge exports: an error at once, naming the cause.
+    let (code, out, err) = call(&b, "svc/none", "hello");
+    assert_eq!(code, Some(1), "stdout {out:?}, stderr {err:?}");
+    assert!(
+        err.contains("no remote server for service `svc/none`"),
+        "stderr: {err}"
+    );
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, out, err) = call(&b, "svc/echo", "hello");
+    assert_eq!(code, Some(1), "stdout {out:?}, stderr {err:?}");
+    eprintln!("the call on B after the server's death: {err}");
+    assert!(
+        err.contains("no server for service `svc/echo`"),
+        "stderr: {err}"
+    );
+}
+
 #[test]
 fn sigterm_stops_a_bridge_cleanly() {
     let a = started("term");
