@@ -35,6 +35,7 @@
 // the mapped (non-loom) topic uses are dead there.
 #![cfg_attr(loom, allow(dead_code))]
 
+pub(crate) mod clock;
 pub mod error;
 pub mod eventcount;
 pub mod futex;

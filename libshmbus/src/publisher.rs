@@ -32,19 +32,6 @@ pub struct Publisher {
     strategy: WaitStrategy,
 }
 
-pub(crate) fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer; CLOCK_REALTIME is served by the vDSO, no
-    // system call.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
 fn deadline_after(t: Duration) -> Deadline {
     Instant::now()
         .checked_add(t)
@@ -144,7 +131,7 @@ impl Publisher {
             &self.t,
             &mut self.local,
             msg,
-            now_ns(),
+            crate::clock::stamp_ns(),
             self.strategy,
             deadline,
         )
@@ -239,7 +226,7 @@ impl Loan<'_> {
             &self.p.local,
             self.seq,
             self.len as u32,
-            now_ns(),
+            crate::clock::stamp_ns(),
         );
         self.seq
     }
@@ -312,6 +299,41 @@ mod tests {
         let m = sub.try_recv().unwrap().expect("the rival's message");
         assert_eq!((m.seq, m.data), (0, &b"alive"[..]));
         assert_eq!(owner.stats().abandoned, 0);
+        owner.unlink().unwrap();
+    }
+
+    /// Every message's time stamp lies between real-clock reads taken just
+    /// before and just after its `send`, over enough messages (a few ms of
+    /// sending) that the stamps come from the counter-scaled fast path
+    /// (`clock::stamp_ns`), not only from the real clock.
+    #[test]
+    fn message_stamps_lie_within_their_send_window() {
+        let bus = format!("unit-{}-stamps", std::process::id());
+        let cfg = TopicConfig {
+            capacity: 64,
+            policy: Policy::DropOldest,
+            ..TopicConfig::default()
+        };
+        let owner = TopicOwner::create(&bus, "t", &cfg, &SegmentPerms::default()).unwrap();
+        let mut sub = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        let mut publisher = Publisher::attach(&bus, "t").unwrap();
+        let start = crate::clock::realtime_ns();
+        let mut checked = 0u64;
+        while crate::clock::realtime_ns() - start < 50_000_000 {
+            let before = crate::clock::realtime_ns();
+            publisher.send(b"x").unwrap();
+            let after = crate::clock::realtime_ns();
+            let m = sub.try_recv().unwrap().expect("the message just sent");
+            // 20 µs of slack: the stamp's error is about a microsecond, and
+            // a preempted thread must not fail the test.
+            assert!(
+                m.timestamp_ns + 20_000 >= before && m.timestamp_ns <= after + 20_000,
+                "stamp {} outside [{before}, {after}]",
+                m.timestamp_ns
+            );
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} messages in 50 ms");
         owner.unlink().unwrap();
     }
 }

@@ -61,7 +61,8 @@ pub struct SubscribeOptions {
 pub struct Message<'a> {
     /// Topic-wide sequence number (strictly increasing).
     pub seq: u64,
-    /// Publish time, ns since the Unix epoch (CLOCK_REALTIME).
+    /// Publish time, ns since the Unix epoch (`CLOCK_REALTIME` to within
+    /// about a microsecond; not monotonic: order is `seq`).
     pub timestamp_ns: u64,
     /// The payload.
     pub data: &'a [u8],

@@ -49,13 +49,6 @@ impl Default for SegmentPerms {
     }
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn random_nonce() -> u64 {
     let mut buf = [0u8; 8];
     // SAFETY: `buf` is a valid 8-byte out buffer.
@@ -64,7 +57,7 @@ fn random_nonce() -> u64 {
     if n == 8 && r != 0 {
         r
     } else {
-        now_ns() ^ (u64::from(std::process::id()) << 32) | 1
+        crate::clock::realtime_ns() ^ (u64::from(std::process::id()) << 32) | 1
     }
 }
 
@@ -113,7 +106,7 @@ impl MappedTopic {
             h.topic_len = topic.len() as u32;
             h.nonce = geo.nonce;
             h.topic[..topic.len()].copy_from_slice(topic.as_bytes());
-            h.created_ns = now_ns();
+            h.created_ns = crate::clock::realtime_ns();
             for i in 0..cfg.max_publishers {
                 let e = &*(data.as_ptr().add(Geometry::pub_entry_offset(i)) as *const PubEntry);
                 e.inflight.store(layout::NO_SEQ, Ordering::Relaxed);

@@ -212,11 +212,19 @@ fn json_carries_every_field_and_base64_for_binary() {
     let mut bus = TestBus::new("json");
     bus.start_daemon();
     let sub = Sub::start(&bus, &["j/t", "-c", "3", "--format", "json"], &["j/t"]);
+    let epoch_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as u64
+    };
+    let before = epoch_ns();
     ok(&bus, &["pub", "j/t", "héllo"]);
     let file = bus.dir().join("bin");
     std::fs::write(&file, [0xff, 0xfe, 0x00, 0x41]).unwrap();
     ok(&bus, &["pub", "j/t", "-f", file.to_str().unwrap()]);
     ok(&bus, &["pub", "j/t", ""]);
+    let after = epoch_ns();
 
     let got = sub.finish();
     assert!(got.status.success(), "{got:?}");
@@ -230,7 +238,13 @@ fn json_carries_every_field_and_base64_for_binary() {
     for (i, o) in objs.iter().enumerate() {
         assert_eq!(o["topic"], "j/t");
         assert_eq!(o["seq"].as_u64(), Some(first_seq + i as u64));
-        assert!(o["timestamp_ns"].as_u64().expect("timestamp_ns") > 0);
+        // The publish time: between our clock reads around the three `pub`
+        // runs (a millisecond of slack for the stamp's documented error).
+        let t = o["timestamp_ns"].as_u64().expect("timestamp_ns");
+        assert!(
+            t + 1_000_000 >= before && t <= after + 1_000_000,
+            "timestamp {t} outside [{before}, {after}]"
+        );
         let ts = o["timestamp"].as_str().expect("timestamp");
         assert!(ts.ends_with('Z') && ts.contains('T'), "{ts}");
     }

@@ -70,9 +70,16 @@ fn killed_subscriber_of_a_full_block_topic_is_reaped_and_the_publisher_resumes()
 
     // Resumed, the daemon reaps it and the blocked publish goes through.
     signal(bus.daemon().unwrap(), Signal::SIGCONT);
+    let resumed = std::time::Instant::now();
     let seq = publisher
         .send_timeout(b"after", WAIT)
         .expect("publisher still blocked after the daemon resumed");
+    // Printed for the record (`--nocapture`), never asserted: tests do not
+    // judge durations.
+    eprintln!(
+        "dead subscriber reaped and the publisher unblocked {:?} after the daemon resumed",
+        resumed.elapsed()
+    );
     assert_eq!(seq, 16);
     let line = wait_for_line(&log, "dead subscriber", WAIT).expect("reaping not logged");
     assert!(
@@ -107,9 +114,15 @@ fn killed_publisher_mid_write_is_reaped_and_subscribers_skip_its_slot() {
     assert!(subscriber.try_recv().unwrap().is_none());
 
     kill(holder);
+    let killed = std::time::Instant::now();
     let m = subscriber
         .recv_timeout(WAIT)
         .expect("still stuck after the reap");
+    // Printed for the record, never asserted.
+    eprintln!(
+        "publisher killed mid-write: its slot abandoned and the subscriber unblocked {:?} after SIGKILL",
+        killed.elapsed()
+    );
     assert_eq!((m.seq, m.data), (1, &b"next"[..]));
     assert_eq!(subscriber.skipped(), 1);
     let line = wait_for_line(&log, "dead publisher", WAIT).expect("reaping not logged");

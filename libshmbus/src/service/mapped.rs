@@ -63,13 +63,6 @@ pub(crate) struct MappedService {
     own: Option<(Role, u32)>,
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     // SAFETY: `buf` is a valid 8-byte out buffer.
@@ -78,7 +71,7 @@ fn random_u64() -> u64 {
     if n == 8 && r != 0 {
         r
     } else {
-        now_ns() ^ (u64::from(std::process::id()) << 32) | 1
+        crate::clock::realtime_ns() ^ (u64::from(std::process::id()) << 32) | 1
     }
 }
 
@@ -169,7 +162,7 @@ impl MappedService {
             h.name_len = self.service.len() as u32;
             h.nonce = self.geo.nonce;
             h.name[..self.service.len()].copy_from_slice(self.service.as_bytes());
-            h.created_ns = now_ns();
+            h.created_ns = crate::clock::realtime_ns();
             h.magic.store(sl::SERVICE_MAGIC, Ordering::Release);
         }
     }
