@@ -89,12 +89,14 @@ fn call_one(bus: &str, name: &str, timeout_ms: u64) -> String {
     p.finish()
 }
 
-#[test]
-fn two_servers_three_clients_pipelined_every_reply_is_its_own() {
-    let bus = unique_bus("svcload");
+/// `clients` client processes each make `calls` calls, `in_flight` at a
+/// time, against two server processes: every call is answered exactly once
+/// with its own reply (each client checks the reply against its request),
+/// and both servers take a share.
+fn load(tag: &str, clients: u64, calls: u64, in_flight: u32) {
+    let bus = unique_bus(tag);
     let _cleanup = Cleanup(bus.clone());
-    let servers = [server(&bus, "load", 0, 8), server(&bus, "load", 1, 8)];
-    let (clients, calls) = (3u64, 10_000u64);
+    let servers = [server(&bus, "load", 0, 16), server(&bus, "load", 1, 16)];
     let procs: Vec<Proc> = (0..clients)
         .map(|tag| {
             Proc::spawn(&[
@@ -103,7 +105,7 @@ fn two_servers_three_clients_pipelined_every_reply_is_its_own() {
                 "load",
                 &(tag + 1).to_string(),
                 &calls.to_string(),
-                "16",
+                &in_flight.to_string(),
             ])
         })
         .collect();
@@ -133,6 +135,16 @@ fn two_servers_three_clients_pipelined_every_reply_is_its_own() {
     assert_eq!(stats.server_deaths, 0);
     assert_eq!(stats.queued, 0);
     drop(servers);
+}
+
+#[test]
+fn two_servers_three_clients_pipelined_every_reply_is_its_own() {
+    load("svcload", 3, 10_000, 16);
+}
+
+#[test]
+fn two_servers_eight_clients_one_call_at_a_time_every_reply_is_its_own() {
+    load("svc8x1000", 8, 1_000, 1);
 }
 
 #[test]
