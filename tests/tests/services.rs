@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use shmbus::service::{list_bus_services, service_stats};
-use shmbus_tests::{bin, line_channel, unique_bus, wait_exit, wait_until};
+use shmbus_tests::{bin, line_channel, signal, unique_bus, wait_exit, wait_until, TestBus};
 
 /// Removes the bus's segments however the test ends.
 struct Cleanup(String);
@@ -262,4 +263,58 @@ fn a_client_killed_with_calls_in_flight_is_replaced_and_servers_go_on() {
             .unwrap_or(false)),
         "requests left in the queue"
     );
+}
+
+#[test]
+fn calls_in_flight_complete_across_a_daemon_restart() {
+    // Services need no daemon on their data path, but a daemon that starts
+    // adopts the bus's segments and reaps them: a SIGKILLed and restarted
+    // daemon must leave calls in flight alone. The servers are stopped so
+    // that calls are surely in flight (queued) while the daemon dies and a
+    // new one adopts the service.
+    let mut bus = TestBus::new("svcdaemon");
+    let _cleanup = Cleanup(bus.name.clone());
+    bus.start_daemon();
+    let servers = [
+        server(&bus.name, "load", 0, 16),
+        server(&bus.name, "load", 1, 16),
+    ];
+    for s in &servers {
+        signal(&s.child, Signal::SIGSTOP);
+    }
+    // The stop is asynchronous: both must be stopped before a request comes.
+    let stopped = wait_until(Duration::from_secs(30), || {
+        servers.iter().all(|s| {
+            std::fs::read_to_string(format!("/proc/{}/stat", s.child.id()))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .map(|r| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        })
+    });
+    assert!(stopped, "servers did not stop");
+    let client = Proc::spawn(&["call", &bus.name, "load", "1", "2000", "16"]);
+    assert_eq!(client.line(), "ready");
+    let waiting = wait_until(Duration::from_secs(30), || {
+        service_stats(&bus.name, "load").is_ok_and(|s| s.queued >= 16)
+    });
+    assert!(waiting, "{:?}", service_stats(&bus.name, "load"));
+    for _ in 0..2 {
+        bus.kill_daemon();
+        bus.start_daemon();
+    }
+    let stats = service_stats(&bus.name, "load").expect("stats");
+    assert_eq!((stats.servers, stats.queued), (2, 16), "{stats:?}");
+    for s in &servers {
+        signal(&s.child, Signal::SIGCONT);
+    }
+    let s: serde_json::Value = serde_json::from_str(&client.finish()).expect("summary is JSON");
+    assert_eq!(s["calls"], 2000, "{s}");
+    assert_eq!(s["errors"], serde_json::json!([]), "{s}");
+    let stats = service_stats(&bus.name, "load").expect("stats");
+    assert_eq!(stats.server_deaths, 0, "{stats:?}");
+    drop(servers);
 }
