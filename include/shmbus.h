@@ -320,7 +320,8 @@ typedef struct {
      */
     uint64_t seq;
     /**
-     * Publish time, in nanoseconds since the Unix epoch (CLOCK_REALTIME).
+     * Publish time, in nanoseconds since the Unix epoch (CLOCK_REALTIME to
+     * within about a microsecond; not monotonic: order is `seq`).
      */
     uint64_t timestamp_ns;
     /**

@@ -59,7 +59,8 @@ impl Kind for shmbus_subscriber_t {
 pub struct shmbus_message_t {
     /// Topic-wide sequence number (strictly increasing).
     pub seq: u64,
-    /// Publish time, in nanoseconds since the Unix epoch (CLOCK_REALTIME).
+    /// Publish time, in nanoseconds since the Unix epoch (CLOCK_REALTIME to
+    /// within about a microsecond; not monotonic: order is `seq`).
     pub timestamp_ns: u64,
     /// The payload (see above for how long it stays valid).
     pub data: *const u8,

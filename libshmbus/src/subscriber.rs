@@ -73,7 +73,7 @@ pub struct Message<'a> {
 pub struct OwnedMessage {
     /// Topic-wide sequence number.
     pub seq: u64,
-    /// Publish time, ns since the Unix epoch.
+    /// Publish time, ns since the Unix epoch (as [`Message::timestamp_ns`]).
     pub timestamp_ns: u64,
     /// The payload.
     pub data: Vec<u8>,

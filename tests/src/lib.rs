@@ -198,6 +198,18 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The state letter of a process in /proc/PID/stat (`T`: stopped), or `?`
+/// if it cannot be read (the process is gone).
+pub fn process_state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rfind(')')? + 2;
+            stat.get(after..)?.chars().next()
+        })
+        .unwrap_or('?')
+}
+
 /// Sends a signal to a child process.
 pub fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("kill");

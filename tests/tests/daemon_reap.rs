@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::{Error, Publisher, SubscribeOptions, Subscriber};
-use shmbus_tests::{bin, line_channel, signal, wait_for_line, wait_until, TestBus};
+use shmbus_tests::{bin, line_channel, process_state, signal, wait_for_line, wait_until, TestBus};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -29,12 +29,6 @@ fn client(args: &[&str]) -> (Child, Receiver<String>, String) {
 fn kill(mut child: Child) {
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-/// The state letter of a process in /proc/PID/stat (`T`: stopped).
-fn process_state(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap()
 }
 
 fn create(bus: &TestBus, args: &[&str]) {

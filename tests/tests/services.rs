@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::service::{list_bus_services, service_stats};
-use shmbus_tests::{bin, line_channel, signal, unique_bus, wait_exit, wait_until, TestBus};
+use shmbus_tests::{
+    bin, line_channel, process_state, signal, unique_bus, wait_exit, wait_until, TestBus,
+};
 
 /// Removes the bus's segments however the test ends.
 struct Cleanup(String);
@@ -284,16 +286,7 @@ fn calls_in_flight_complete_across_a_daemon_restart() {
     }
     // The stop is asynchronous: both must be stopped before a request comes.
     let stopped = wait_until(Duration::from_secs(30), || {
-        servers.iter().all(|s| {
-            std::fs::read_to_string(format!("/proc/{}/stat", s.child.id()))
-                .ok()
-                .and_then(|st| {
-                    st.rsplit(')')
-                        .next()
-                        .map(|r| r.trim_start().starts_with('T'))
-                })
-                .unwrap_or(false)
-        })
+        servers.iter().all(|s| process_state(s.child.id()) == 'T')
     });
     assert!(stopped, "servers did not stop");
     let client = Proc::spawn(&["call", &bus.name, "load", "1", "2000", "16"]);
