@@ -96,8 +96,45 @@ pub enum WaitStrategy {
     Park,
 }
 
-/// Spins before parking under [`WaitStrategy::SpinThenPark`].
-const SPIN_BEFORE_PARK: u32 = 2_000;
+/// Rounds of busy-spinning (`pause`) that [`WaitStrategy::SpinThenPark`]
+/// makes before it starts yielding.
+pub(crate) const SPINS_BEFORE_YIELD: u32 = 100;
+
+/// Rounds of `sched_yield` that [`WaitStrategy::SpinThenPark`] makes after
+/// spinning and before it parks on the futex.
+///
+/// Why yield at all: a waiter whose partner is about to answer (a message
+/// a microsecond away) should not pay a futex sleep and wake-up — tens of
+/// microseconds on a VM — but a waiter that busy-spins for long keeps a
+/// core from the very processes it waits for when cores are fewer than
+/// busy processes. A yield re-checks almost as often as a spin when the
+/// core is otherwise idle, and hands the core over when it is not. Measured
+/// on the 2-core development host (`docs/bridge.md`): 2 000 pure spins, the
+/// old budget, cost the bridged round trip 1.6-2x against 100 spins and 100
+/// yields.
+pub(crate) const YIELDS_BEFORE_PARK: u32 = 100;
+
+/// One round of a [`WaitStrategy::SpinThenPark`] or [`WaitStrategy::Spin`]
+/// wait before parking: `round` counts from 0. Pure `Spin` never yields.
+#[inline]
+pub(crate) fn spin_round(strategy: WaitStrategy, round: u32) {
+    if strategy == WaitStrategy::SpinThenPark && round >= SPINS_BEFORE_YIELD {
+        yield_now();
+    } else {
+        spin_hint();
+    }
+}
+
+/// Whether a wait in round `round` (from 0) still spins or yields rather
+/// than parks.
+#[inline]
+pub(crate) fn spins_now(strategy: WaitStrategy, round: u32) -> bool {
+    match strategy {
+        WaitStrategy::Spin => true,
+        WaitStrategy::SpinThenPark => round < SPINS_BEFORE_YIELD + YIELDS_BEFORE_PARK,
+        WaitStrategy::Park => false,
+    }
+}
 
 /// Access to a topic's shared state, wherever it lives.
 pub(crate) trait RingMemory {
@@ -194,14 +231,9 @@ impl Waiter {
                 return Ok(v);
             }
             let left = self.deadline.remaining()?;
-            let spin = match self.strategy {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenPark => self.spins < SPIN_BEFORE_PARK,
-                WaitStrategy::Park => false,
-            };
-            if spin {
+            if spins_now(self.strategy, self.spins) {
+                spin_round(self.strategy, self.spins);
                 self.spins = self.spins.saturating_add(1);
-                spin_hint();
                 continue;
             }
             // Announce (the event count's sleeper bit), then the flag that

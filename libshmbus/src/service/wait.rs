@@ -16,14 +16,11 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
-use crate::ring::WaitStrategy;
-use crate::sync::{spin_hint, AtomicU32, Ordering};
+use crate::ring::{spin_round, spins_now, WaitStrategy};
+use crate::sync::{AtomicU32, Ordering};
 
 /// How often a waiter checks on the process it depends on.
 pub const TICK: Duration = Duration::from_millis(100);
-
-/// Spins before parking under [`WaitStrategy::SpinThenPark`].
-const SPIN_BEFORE_PARK: u32 = 2_000;
 
 /// How long a service operation may wait.
 ///
@@ -100,15 +97,11 @@ pub(crate) fn wait_for<T>(
     let mut spins: u32 = 0;
     let mut since_clock: u32 = 0;
     loop {
-        let spin = match strategy {
-            WaitStrategy::Spin => true,
-            WaitStrategy::SpinThenPark => spins < SPIN_BEFORE_PARK,
-            WaitStrategy::Park => false,
-        };
+        let spin = spins_now(strategy, spins);
         if spin && since_clock < POLLS_PER_CLOCK {
+            spin_round(strategy, spins);
             spins = spins.saturating_add(1);
             since_clock += 1;
-            spin_hint();
             if let Some(v) = poll()? {
                 return Ok(v);
             }
