@@ -18,6 +18,8 @@
 //!   a ping-pong whose return path goes back through both bridges (an echo
 //!   thread on bus B publishes each ping into a topic bridge B exports and
 //!   bridge A imports); throughput is one way.
+//! * **through shmbus, `--batch`** — the same with both bridges exporting
+//!   in frames (several ready messages per Zenoh sample).
 //!
 //! Both sides use the same Zenoh configuration (the bridge's own: peer
 //! mode, multicast scouting off, explicit endpoints) and `Block`
@@ -81,25 +83,33 @@ fn driver(round_trips: usize, messages: usize) -> Fallible<()> {
         "bridge_bench: {MSG}-byte messages, {round_trips} round trips, {RUNS} x {messages} messages one way, loopback TCP"
     );
     let plain = plain_zenoh(round_trips, messages)?;
-    let bridged = through_bridges(round_trips, messages)?;
+    let bridged = through_bridges(round_trips, messages, false)?;
+    let batched = through_bridges(round_trips, messages, true)?;
     println!();
     println!("| path | RTT p50 | RTT p99 | throughput (64 B msgs/s) |");
     println!("|---|---|---|---|");
     for (name, r) in [
         ("plain Zenoh (2 processes)", &plain),
         ("bus A → bridge → Zenoh → bridge → bus B", &bridged),
+        ("the same, bridges with `--batch`", &batched),
     ] {
         println!(
             "| {name} | {:.1} µs | {:.1} µs | {:.0} |",
             r.p50_us, r.p99_us, r.msgs_per_s
         );
     }
-    println!(
-        "| ratio bridge / plain | {:.2}× | {:.2}× | {:.2}× slower |",
-        bridged.p50_us / plain.p50_us,
-        bridged.p99_us / plain.p99_us,
-        plain.msgs_per_s / bridged.msgs_per_s
-    );
+    for (name, r) in [("", &bridged), (" (`--batch`)", &batched)] {
+        let (t, dir) = if r.msgs_per_s <= plain.msgs_per_s {
+            (plain.msgs_per_s / r.msgs_per_s, "slower")
+        } else {
+            (r.msgs_per_s / plain.msgs_per_s, "faster")
+        };
+        println!(
+            "| ratio bridge{name} / plain | {:.2}× | {:.2}× | {t:.2}× {dir} |",
+            r.p50_us / plain.p50_us,
+            r.p99_us / plain.p99_us,
+        );
+    }
     Ok(())
 }
 
@@ -378,9 +388,10 @@ impl Drop for BenchBus {
     }
 }
 
-fn through_bridges(round_trips: usize, messages: usize) -> Fallible<Result1> {
-    let a = BenchBus::start("a")?;
-    let b = BenchBus::start("b")?;
+fn through_bridges(round_trips: usize, messages: usize, batch: bool) -> Fallible<Result1> {
+    let (ta, tb) = if batch { ("ab", "bb") } else { ("a", "b") };
+    let a = BenchBus::start(ta)?;
+    let b = BenchBus::start(tb)?;
     let (bus_a, bus_b) = (a.client()?, b.client()?);
     let err = |e: shmbus::Error| e.to_string();
     // The bench's own publisher and subscribers wait the library's default
@@ -407,26 +418,39 @@ fn through_bridges(round_trips: usize, messages: usize) -> Fallible<Result1> {
     let mut tput_b = bus_b.subscriber("bench/tput", sopts).map_err(err)?;
 
     let endpoint = format!("tcp/127.0.0.1:{}", free_port()?);
-    let _bridge_a = a.bridge(&[
-        "--export",
-        "bench/ping",
-        "--export",
-        "bench/tput",
-        "--import",
-        "bench/pong",
-        "--listen",
-        &endpoint,
-    ])?;
-    let _bridge_b = b.bridge(&[
-        "--import",
-        "bench/ping",
-        "--import",
-        "bench/tput",
-        "--export",
-        "bench/pong",
-        "--connect",
-        &endpoint,
-    ])?;
+    let batch_flag: &[&str] = if batch { &["--batch"] } else { &[] };
+    let _bridge_a = a.bridge(
+        &[
+            &[
+                "--export",
+                "bench/ping",
+                "--export",
+                "bench/tput",
+                "--import",
+                "bench/pong",
+                "--listen",
+                &endpoint,
+            ][..],
+            batch_flag,
+        ]
+        .concat(),
+    )?;
+    let _bridge_b = b.bridge(
+        &[
+            &[
+                "--import",
+                "bench/ping",
+                "--import",
+                "bench/tput",
+                "--export",
+                "bench/pong",
+                "--connect",
+                &endpoint,
+            ][..],
+            batch_flag,
+        ]
+        .concat(),
+    )?;
 
     // Bus B's side: the echo and the counter, each on its own thread, as
     // separate programs would be.
@@ -476,8 +500,11 @@ fn through_bridges(round_trips: usize, messages: usize) -> Fallible<Result1> {
     }
     let r = outcome?;
     println!(
-        "through the bridges: RTT p50 {:.1} µs p99 {:.1} µs, {:.0} msgs/s",
-        r.p50_us, r.p99_us, r.msgs_per_s
+        "through the bridges{}: RTT p50 {:.1} µs p99 {:.1} µs, {:.0} msgs/s",
+        if batch { " (--batch)" } else { "" },
+        r.p50_us,
+        r.p99_us,
+        r.msgs_per_s
     );
     Ok(r)
 }

@@ -127,6 +127,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             stats: stats.clone(),
             stop: stop.clone(),
             poll_interval: args.poll_interval(),
+            batch: args.batch,
         };
         workers.push(spawn("export", move || exporter.run())?);
     }

@@ -11,6 +11,9 @@
 //! difference; see `docs/bridge.md`, *Benchmark*). It polls the daemon's
 //! topic list every `--poll-ms` for topics that appear later (or come back
 //! after removal).
+//! With `--batch` a topic's ready messages go as frames, several messages
+//! in one sample (see [`crate::tag::FrameTag`]): only what is ready when the
+//! thread looks, so a lone message still leaves at once.
 //! Puts use Zenoh's `Block` congestion control: when the network or the
 //! remote side is slow, the put waits, this thread stops reading, and the
 //! local topic's own policy decides — `block` topics hold their publishers
@@ -25,13 +28,14 @@ use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Error, SubscribeOptions, Subscriber};
 use tracing::{debug, info, warn};
+use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
 use crate::own::OwnPublished;
 use crate::pattern::{any_matches, TopicPattern};
 use crate::stats::Stats;
-use crate::tag::Tag;
+use crate::tag::{push_record, FrameTag, Tag, RECORD_HEADER};
 
 /// Longest one wait for local messages lasts, so the thread notices the
 /// stop flag and its discovery deadline.
@@ -39,6 +43,32 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Most messages taken from one topic before the others get a turn.
 const BURST: usize = 256;
+
+/// Payload bytes (records included) beyond which a frame is sent and a new
+/// one started. Well under Zenoh's 64 KiB transport batch, so a frame is
+/// not fragmented; a single larger message goes as a frame of its own.
+const FRAME_BYTES: usize = 16 * 1024;
+
+/// The frame being filled by [`Exporter::drain_frames`].
+struct Frame {
+    buf: Vec<u8>,
+    count: u64,
+    first_seq: u64,
+    last_seq: u64,
+    n: u32,
+}
+
+impl Frame {
+    fn new() -> Frame {
+        Frame {
+            buf: Vec::new(),
+            count: 0,
+            first_seq: 0,
+            last_seq: 0,
+            n: 0,
+        }
+    }
+}
 
 /// What the export thread needs.
 pub struct Exporter {
@@ -62,6 +92,8 @@ pub struct Exporter {
     pub stop: Arc<AtomicBool>,
     /// Topic discovery period.
     pub poll_interval: Duration,
+    /// `--batch`: send what is ready of a topic as frames.
+    pub batch: bool,
 }
 
 /// One exported topic. Survives the topic's removal (the subscriber goes,
@@ -181,32 +213,46 @@ impl Exporter {
     /// Sends what `t`'s subscriber has ready, up to a burst; returns how
     /// many messages it read (sent, or skipped as this bridge's own).
     fn drain(&self, topic: &str, t: &mut Exported) -> usize {
+        if self.batch {
+            return self.drain_frames(topic, t);
+        }
         let Some(sub) = t.sub.as_mut() else { return 0 };
+        // Set on `Closed`, acted on once the read's borrow has ended.
+        let mut closed = None;
         for read in 0..BURST {
-            match sub.try_recv() {
+            match sub.try_recv_ref() {
                 Ok(Some(msg)) => {
-                    if self.own.take_if_own(topic, msg.seq) {
+                    let seq = msg.seq();
+                    if self.own.take_if_own(topic, seq) {
                         Stats::add(&self.stats.echo_skipped, 1);
                         continue;
                     }
+                    // The payload is copied once, from the ring slot into
+                    // the `ZBytes` (Zenoh's public API takes owned buffers:
+                    // a `Vec` in an `Arc`). On a drop-oldest topic the slot
+                    // may have been overwritten meanwhile: then the copy is
+                    // not sent, and the next read reports the lap.
+                    let payload = ZBytes::from(msg.data());
+                    if !msg.is_valid() {
+                        continue;
+                    }
+                    drop(msg);
                     let tag = Tag {
                         origin: self.origin,
                         instance: self.instance,
                         count: t.next_count,
-                        seq: msg.seq,
+                        seq,
                     };
                     t.next_count += 1;
-                    // The payload is copied once, from the subscriber's
-                    // buffer into the `ZBytes` (Zenoh's public API takes
-                    // owned buffers: a `Vec` in an `Arc`); the tag goes in
-                    // by value (a fixed-size array: one `Arc`, no `Vec`).
-                    // Zenoh then serializes both into its batch.
-                    let put = t.publisher.put(msg.data).attachment(tag.encode()).wait();
+                    // The tag goes in by value (a fixed-size array: one
+                    // `Arc`, no `Vec`). Zenoh then serializes both into its
+                    // transport batch.
+                    let put = t.publisher.put(payload).attachment(tag.encode()).wait();
                     match put {
                         Ok(()) => Stats::add(&self.stats.exported, 1),
                         Err(e) => {
                             Stats::add(&self.stats.export_errors, 1);
-                            debug!("put of `{topic}` #{} failed: {e}", msg.seq);
+                            debug!("put of `{topic}` #{seq} failed: {e}");
                         }
                     }
                 }
@@ -218,10 +264,8 @@ impl Exporter {
                     warn!("export of `{topic}` lagged: {n} local messages were overwritten before the bridge read them");
                 }
                 Err(Error::Closed) => {
-                    info!("`{topic}` was closed; exporting it again if it comes back");
-                    t.sub = None;
-                    self.own.forget(topic);
-                    return read;
+                    closed = Some(read);
+                    break;
                 }
                 Err(e) => {
                     warn!("reading `{topic}` for export failed: {e}");
@@ -229,6 +273,125 @@ impl Exporter {
                 }
             }
         }
-        BURST
+        match closed {
+            Some(read) => {
+                self.closed(topic, &mut t.sub);
+                read
+            }
+            None => BURST,
+        }
+    }
+
+    /// Forgets the subscriber of a topic that was closed (removed).
+    fn closed(&self, topic: &str, sub: &mut Option<Subscriber>) {
+        info!("`{topic}` was closed; exporting it again if it comes back");
+        *sub = None;
+        self.own.forget(topic);
+    }
+
+    /// `drain` in `--batch` mode: what is ready, up to a burst, goes in
+    /// frames of up to [`FRAME_BYTES`] (see [`FrameTag`]), each message
+    /// copied once, from its ring slot into the frame. A frame ends early
+    /// at a local loss, so the counts within it stay consecutive.
+    fn drain_frames(&self, topic: &str, t: &mut Exported) -> usize {
+        let Exported {
+            sub,
+            publisher,
+            next_count,
+            ..
+        } = t;
+        let Some(s) = sub.as_mut() else { return 0 };
+        let mut frame = Frame::new();
+        let mut read = 0;
+        let mut closed = false;
+        while read < BURST {
+            match s.try_recv_ref() {
+                Ok(Some(msg)) => {
+                    read += 1;
+                    let seq = msg.seq();
+                    if self.own.take_if_own(topic, seq) {
+                        Stats::add(&self.stats.echo_skipped, 1);
+                        continue;
+                    }
+                    let len = msg.data().len();
+                    if frame.n > 0 && frame.buf.len() + RECORD_HEADER + len > FRAME_BYTES {
+                        self.send_frame(topic, publisher, &mut frame);
+                    }
+                    if frame.n == 0 {
+                        frame.buf.reserve(FRAME_BYTES.max(RECORD_HEADER + len));
+                    }
+                    let mark = frame.buf.len();
+                    push_record(&mut frame.buf, msg.data());
+                    if !msg.is_valid() {
+                        // Overwritten while copied (drop-oldest): not sent;
+                        // the next read reports the lap.
+                        frame.buf.truncate(mark);
+                        continue;
+                    }
+                    if frame.n == 0 {
+                        frame.count = *next_count;
+                        frame.first_seq = seq;
+                    }
+                    frame.n += 1;
+                    frame.last_seq = seq;
+                    *next_count += 1;
+                }
+                Ok(None) => break,
+                Err(Error::Lagged(n)) => {
+                    self.send_frame(topic, publisher, &mut frame);
+                    *next_count += n;
+                    Stats::add(&self.stats.export_lagged, n);
+                    warn!("export of `{topic}` lagged: {n} local messages were overwritten before the bridge read them");
+                }
+                Err(Error::Closed) => {
+                    closed = true;
+                    break;
+                }
+                Err(e) => {
+                    self.send_frame(topic, publisher, &mut frame);
+                    warn!("reading `{topic}` for export failed: {e}");
+                    return read;
+                }
+            }
+        }
+        self.send_frame(topic, publisher, &mut frame);
+        if closed {
+            self.closed(topic, sub);
+        }
+        read
+    }
+
+    /// Puts the frame (if it holds anything) and empties it.
+    fn send_frame(
+        &self,
+        topic: &str,
+        publisher: &zenoh::pubsub::Publisher<'static>,
+        frame: &mut Frame,
+    ) {
+        if frame.n == 0 {
+            return;
+        }
+        let tag = FrameTag {
+            origin: self.origin,
+            instance: self.instance,
+            count: frame.count,
+            first_seq: frame.first_seq,
+            last_seq: frame.last_seq,
+            n: frame.n,
+        };
+        let n = u64::from(frame.n);
+        // The buffer moves into the `ZBytes`: no copy.
+        let payload = std::mem::take(&mut frame.buf);
+        frame.n = 0;
+        match publisher.put(payload).attachment(tag.encode()).wait() {
+            Ok(()) => Stats::add(&self.stats.exported, n),
+            Err(e) => {
+                Stats::add(&self.stats.export_errors, n);
+                debug!(
+                    "put of a frame of `{topic}` (#{}..=#{}) failed: {e}",
+                    tag.first_seq, tag.last_seq
+                );
+            }
+        }
     }
 }

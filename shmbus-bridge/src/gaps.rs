@@ -103,6 +103,29 @@ impl GapTracker {
     }
 }
 
+impl GapTracker {
+    /// Records a frame (`--batch`): its first message is observed as one
+    /// sample; unless stale, the frame's last message becomes the last one
+    /// seen.
+    pub fn observe_frame(
+        &mut self,
+        origin: u64,
+        instance: u64,
+        topic: &str,
+        first: (u64, u64),
+        last: (u64, u64),
+    ) -> Observed {
+        let seen = self.observe(origin, instance, topic, first.0, first.1);
+        if seen != Observed::Stale {
+            if let Some(l) = self.last.get_mut(&origin).and_then(|t| t.get_mut(topic)) {
+                l.count = last.0;
+                l.seq = last.1;
+            }
+        }
+        seen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +144,35 @@ mod tests {
         assert_eq!(g.observe(1, 9, "a", 16, 108), Observed::InOrder);
         assert_eq!(g.observe(2, 5, "a", 0, 0), Observed::First);
         assert_eq!(g.observe(1, 9, "b", 100, 7), Observed::First);
+    }
+
+    #[test]
+    fn frames_count_as_their_messages() {
+        let mut g = GapTracker::default();
+        assert_eq!(
+            g.observe_frame(1, 9, "a", (0, 10), (4, 16)),
+            Observed::First
+        );
+        assert_eq!(
+            g.observe_frame(1, 9, "a", (5, 17), (5, 17)),
+            Observed::InOrder
+        );
+        // Counts 6 and 7 never arrived.
+        assert_eq!(
+            g.observe_frame(1, 9, "a", (8, 20), (9, 21)),
+            Observed::Gap(2)
+        );
+        assert_eq!(
+            g.observe_frame(1, 9, "a", (9, 21), (12, 24)),
+            Observed::Stale
+        );
+        // A stale frame moved nothing; single samples and frames mix.
+        assert_eq!(g.observe(1, 9, "a", 10, 22), Observed::InOrder);
+        // A restart compares with the last message of the last frame.
+        assert_eq!(
+            g.observe_frame(1, 8, "a", (0, 30), (1, 31)),
+            Observed::Restarted { lost: 7 }
+        );
     }
 
     #[test]

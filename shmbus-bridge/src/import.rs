@@ -47,7 +47,7 @@ use crate::gaps::{GapTracker, Observed};
 use crate::own::OwnPublished;
 use crate::pattern::{any_matches, topic_of_key, TopicPattern};
 use crate::stats::Stats;
-use crate::tag::Tag;
+use crate::tag::{records, Attachment};
 
 /// Least time between two log lines of one kind of drop on one topic.
 const LOG_EVERY: Duration = Duration::from_secs(1);
@@ -150,52 +150,137 @@ impl Importer {
         if !any_matches(&self.patterns, topic) {
             return;
         }
-        // A sample without a tag comes from a plain Zenoh publisher, not a
-        // bridge: it is imported, with no loss tracking.
-        let tag = sample.attachment().and_then(|a| Tag::decode(&a.to_bytes()));
-        if let Some(tag) = tag {
-            if tag.origin == self.origin {
-                Stats::add(&self.stats.own_skipped, 1);
-                return;
-            }
-            match gaps.observe(tag.origin, tag.instance, topic, tag.count, tag.seq) {
-                Observed::First | Observed::InOrder => {}
-                Observed::Gap(n) => {
-                    Stats::add(&self.stats.import_lost, n);
-                    warn!(
-                        "import of `{topic}` from origin {:016x}: {n} messages lost before remote #{}",
-                        tag.origin, tag.seq
-                    );
-                    self.report_lost(topic, n, publishers, logs);
-                }
-                Observed::Restarted { lost } => {
-                    info!(
-                        "the bridge of origin {:016x} was restarted (instance {:016x})",
-                        tag.origin, tag.instance
-                    );
-                    if lost > 0 {
-                        Stats::add(&self.stats.import_lost, lost);
-                        warn!(
-                            "import of `{topic}` from origin {:016x}: {lost} messages lost before remote #{} (across the restart of its bridge)",
-                            tag.origin, tag.seq
-                        );
-                        self.report_lost(topic, lost, publishers, logs);
-                    }
-                }
-                Observed::Renumbered => {
-                    info!(
-                        "import of `{topic}` from origin {:016x}: its bridge was restarted and the topic's numbering started again; loss across the restart unknown",
-                        tag.origin
-                    );
-                }
-                Observed::Stale => {
-                    Stats::add(&self.stats.stale, 1);
-                    debug!("dropping a stale sample of `{topic}` (count {})", tag.count);
+        let attachment = sample.attachment().map(|a| a.to_bytes());
+        match Attachment::classify(attachment.as_deref()) {
+            Attachment::Single(tag) => {
+                if tag.origin == self.origin {
+                    Stats::add(&self.stats.own_skipped, 1);
                     return;
                 }
+                let seen = gaps.observe(tag.origin, tag.instance, topic, tag.count, tag.seq);
+                if !self.account(
+                    topic,
+                    seen,
+                    tag.origin,
+                    tag.instance,
+                    tag.seq,
+                    1,
+                    publishers,
+                    logs,
+                ) {
+                    return;
+                }
+                self.publish_zbytes(topic, sample.payload(), publishers, logs);
+            }
+            Attachment::Frame(tag) => {
+                let n = u64::from(tag.n);
+                if tag.origin == self.origin {
+                    Stats::add(&self.stats.own_skipped, n);
+                    return;
+                }
+                // Contiguous as received unless Zenoh fragmented the sample
+                // (frames are sized to fit its batches): then one copy.
+                let payload = sample.payload().to_bytes();
+                // Checked whole before any of it is published: a damaged
+                // frame is dropped, and its messages count as lost when the
+                // next frame's count jumps over them.
+                let Some(records) = records(&payload, tag.n) else {
+                    Stats::add(&self.stats.bad_samples, 1);
+                    if logs.allow("frame", topic) {
+                        warn!(
+                            "ignoring a damaged frame of `{topic}` from origin {:016x} ({} bytes said to hold {} messages)",
+                            tag.origin,
+                            payload.len(),
+                            tag.n
+                        );
+                    }
+                    return;
+                };
+                let seen = gaps.observe_frame(
+                    tag.origin,
+                    tag.instance,
+                    topic,
+                    (tag.count, tag.first_seq),
+                    (tag.last_count(), tag.last_seq),
+                );
+                if !self.account(
+                    topic,
+                    seen,
+                    tag.origin,
+                    tag.instance,
+                    tag.first_seq,
+                    n,
+                    publishers,
+                    logs,
+                ) {
+                    return;
+                }
+                for r in records {
+                    let msg = &payload[r];
+                    self.publish(
+                        topic,
+                        msg.len(),
+                        |dst| dst.copy_from_slice(msg),
+                        publishers,
+                        logs,
+                    );
+                }
+            }
+            // A sample without a tag comes from a plain Zenoh publisher, not
+            // a bridge (or carries another program's attachment): it is
+            // imported, with no loss tracking.
+            Attachment::None | Attachment::Unknown => {
+                self.publish_zbytes(topic, sample.payload(), publishers, logs);
             }
         }
-        self.publish(topic, sample.payload(), publishers, logs);
+    }
+
+    /// Acts on what the gap tracker saw of a sample or frame of `n`
+    /// messages starting at remote sequence `seq`: counts and reports a
+    /// loss before it. False when it must not be delivered (stale).
+    #[allow(clippy::too_many_arguments)]
+    fn account(
+        &self,
+        topic: &str,
+        seen: Observed,
+        origin: u64,
+        instance: u64,
+        seq: u64,
+        n: u64,
+        publishers: &mut HashMap<String, Publisher>,
+        logs: &mut LogLimit,
+    ) -> bool {
+        match seen {
+            Observed::First | Observed::InOrder => {}
+            Observed::Gap(lost) => {
+                Stats::add(&self.stats.import_lost, lost);
+                warn!("import of `{topic}` from origin {origin:016x}: {lost} messages lost before remote #{seq}");
+                self.report_lost(topic, lost, publishers, logs);
+            }
+            Observed::Restarted { lost } => {
+                info!(
+                    "the bridge of origin {origin:016x} was restarted (instance {instance:016x})"
+                );
+                if lost > 0 {
+                    Stats::add(&self.stats.import_lost, lost);
+                    warn!(
+                        "import of `{topic}` from origin {origin:016x}: {lost} messages lost before remote #{seq} (across the restart of its bridge)"
+                    );
+                    self.report_lost(topic, lost, publishers, logs);
+                }
+            }
+            Observed::Renumbered => {
+                info!(
+                    "import of `{topic}` from origin {origin:016x}: its bridge was restarted and the topic's numbering started again; loss across the restart unknown"
+                );
+            }
+            Observed::Stale => {
+                Stats::add(&self.stats.stale, n);
+                debug!("dropping {n} stale message(s) of `{topic}` (remote #{seq})");
+                return false;
+            }
+        }
+        true
     }
 
     /// The local publisher of `topic`, opened through the daemon (so
@@ -289,15 +374,34 @@ impl Importer {
         }
     }
 
-    /// Publishes one payload into `topic`, reopening the topic once if it
-    /// was closed (removed and maybe re-created) under the publisher. The
-    /// payload is copied from Zenoh's buffer(s) straight into the loaned
-    /// slot, slice by slice: no allocation even when Zenoh received it in
-    /// fragments.
-    fn publish(
+    /// Publishes a Zenoh payload into `topic`, copied from Zenoh's
+    /// buffer(s) straight into the loaned slot, slice by slice: no
+    /// allocation even when Zenoh received it in fragments.
+    fn publish_zbytes(
         &self,
         topic: &str,
         payload: &ZBytes,
+        publishers: &mut HashMap<String, Publisher>,
+        logs: &mut LogLimit,
+    ) {
+        let write = |dst: &mut [u8]| {
+            let mut at = 0;
+            for part in payload.slices() {
+                dst[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+        };
+        self.publish(topic, payload.len(), write, publishers, logs);
+    }
+
+    /// Publishes one message of `len` bytes into `topic`, written into the
+    /// loaned slot by `write`; reopens the topic once if it was closed
+    /// (removed and maybe re-created) under the publisher.
+    fn publish(
+        &self,
+        topic: &str,
+        len: usize,
+        write: impl Fn(&mut [u8]),
         publishers: &mut HashMap<String, Publisher>,
         logs: &mut LogLimit,
     ) {
@@ -306,25 +410,20 @@ impl Importer {
                 Stats::add(&self.stats.bad_samples, 1);
                 return;
             };
-            if payload.len() > publisher.max_msg_size() {
+            if len > publisher.max_msg_size() {
                 Stats::add(&self.stats.oversize, 1);
                 if logs.allow("oversize", topic) {
                     warn!(
-                        "dropping an imported sample of {} bytes: `{topic}` takes at most {} bytes",
-                        payload.len(),
+                        "dropping an imported message of {len} bytes: `{topic}` takes at most {} bytes",
                         publisher.max_msg_size()
                     );
                 }
                 return;
             }
             let record = any_matches(&self.exports, topic);
-            let failed = match publisher.loan_timeout(payload.len(), self.publish_timeout) {
+            let failed = match publisher.loan_timeout(len, self.publish_timeout) {
                 Ok(mut loan) => {
-                    let mut at = 0;
-                    for part in payload.slices() {
-                        loan[at..at + part.len()].copy_from_slice(part);
-                        at += part.len();
-                    }
+                    write(&mut loan[..len]);
                     if record {
                         // Before the commit: once committed, the exporter
                         // may read it at once.

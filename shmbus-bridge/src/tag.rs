@@ -71,6 +71,144 @@ impl Tag {
     }
 }
 
+/// Bytes of an encoded frame tag.
+pub const FRAME_TAG_LEN: usize = 48;
+const FRAME_MAGIC: &[u8; 4] = b"shF1";
+/// Bytes before each message in a frame's payload: its length (u32 LE).
+pub const RECORD_HEADER: usize = 4;
+
+/// The attachment of a **frame**: several consecutive messages of one topic
+/// in one Zenoh sample (`--batch`). The payload is the messages, each
+/// preceded by its length:
+///
+/// ```text
+///  attachment (48 bytes)
+///  0        4         12          20        28          36          44    48
+///  +--------+---------+-----------+---------+-----------+-----------+-----+
+///  | "shF1" | origin  | instance  | count   | first_seq | last_seq  |  n  |
+///  +--------+---------+-----------+---------+-----------+-----------+-----+
+///            u64 LE    u64 LE      u64 LE    u64 LE      u64 LE      u32 LE
+///
+///  payload: n records   [len: u32 LE][len bytes] [len][bytes] ...
+/// ```
+///
+/// The messages carry the counts `count .. count + n` (consecutive: the
+/// exporter ends a frame at a gap) and lie between the exporting bus's
+/// sequence numbers `first_seq` and `last_seq` (not necessarily
+/// consecutive: messages the exporter skips, or abandoned slots, advance
+/// them too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTag {
+    /// The exporting bus's stable id ([`stable_origin`]).
+    pub origin: u64,
+    /// The exporting bridge process's random id.
+    pub instance: u64,
+    /// The running number of the frame's first message.
+    pub count: u64,
+    /// The exporting bus's sequence number of the first message.
+    pub first_seq: u64,
+    /// The exporting bus's sequence number of the last message.
+    pub last_seq: u64,
+    /// Messages in the frame (at least one).
+    pub n: u32,
+}
+
+impl FrameTag {
+    /// The attachment bytes.
+    pub fn encode(&self) -> [u8; FRAME_TAG_LEN] {
+        let mut out = [0u8; FRAME_TAG_LEN];
+        out[0..4].copy_from_slice(FRAME_MAGIC);
+        out[4..12].copy_from_slice(&self.origin.to_le_bytes());
+        out[12..20].copy_from_slice(&self.instance.to_le_bytes());
+        out[20..28].copy_from_slice(&self.count.to_le_bytes());
+        out[28..36].copy_from_slice(&self.first_seq.to_le_bytes());
+        out[36..44].copy_from_slice(&self.last_seq.to_le_bytes());
+        out[44..48].copy_from_slice(&self.n.to_le_bytes());
+        out
+    }
+
+    /// Reads a frame tag; `None` when the bytes are not one, or say
+    /// something impossible (no message, sequence numbers backwards, a
+    /// count that would overflow).
+    pub fn decode(bytes: &[u8]) -> Option<FrameTag> {
+        if bytes.len() != FRAME_TAG_LEN || &bytes[0..4] != FRAME_MAGIC {
+            return None;
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let t = FrameTag {
+            origin: word(4),
+            instance: word(12),
+            count: word(20),
+            first_seq: word(28),
+            last_seq: word(36),
+            n: u32::from_le_bytes(bytes[44..48].try_into().expect("4 bytes")),
+        };
+        let sane = t.n > 0
+            && t.first_seq <= t.last_seq
+            && t.last_seq - t.first_seq >= u64::from(t.n) - 1
+            && t.count.checked_add(u64::from(t.n)).is_some();
+        sane.then_some(t)
+    }
+
+    /// The count of the frame's last message.
+    pub fn last_count(&self) -> u64 {
+        self.count + u64::from(self.n) - 1
+    }
+}
+
+/// What a sample's attachment says it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// One message exported by a bridge.
+    Single(Tag),
+    /// A frame of messages exported by a bridge in `--batch` mode.
+    Frame(FrameTag),
+    /// No attachment: a plain Zenoh publisher's sample, one message.
+    None,
+    /// An attachment that is neither: damage, or another program's.
+    Unknown,
+}
+
+impl Attachment {
+    /// Classifies the attachment bytes (`None` when there are none).
+    pub fn classify(bytes: Option<&[u8]>) -> Attachment {
+        match bytes {
+            None => Attachment::None,
+            Some(b) => Tag::decode(b)
+                .map(Attachment::Single)
+                .or_else(|| FrameTag::decode(b).map(Attachment::Frame))
+                .unwrap_or(Attachment::Unknown),
+        }
+    }
+}
+
+/// Appends one message to a frame payload.
+pub fn push_record(frame: &mut Vec<u8>, msg: &[u8]) {
+    let len = u32::try_from(msg.len()).expect("a message is smaller than 4 GiB");
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(msg);
+}
+
+/// The messages of a frame payload: `Some` only if it holds exactly `n`
+/// well-formed records and nothing after them, so that a damaged frame is
+/// refused whole before any of it is published.
+pub fn records(payload: &[u8], n: u32) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut out = Vec::with_capacity((n as usize).min(payload.len() / RECORD_HEADER));
+    let mut at = 0usize;
+    while at < payload.len() {
+        let header = payload.get(at..at + RECORD_HEADER)?;
+        let len = u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize;
+        let start = at + RECORD_HEADER;
+        let end = start.checked_add(len).filter(|&e| e <= payload.len())?;
+        if out.len() == n as usize {
+            return None;
+        }
+        out.push(start..end);
+        at = end;
+    }
+    (out.len() == n as usize).then_some(out)
+}
+
 /// The origin id of bus `bus` on this host: a hash (64-bit FNV-1a, stable
 /// across builds and versions) of the host's identity and the bus name.
 ///
@@ -145,6 +283,56 @@ mod tests {
         bad[0] = b'x';
         assert_eq!(Tag::decode(&bad), None);
         assert_eq!(Tag::decode(b""), None);
+    }
+
+    #[test]
+    fn frames_round_trip_and_damage_is_refused() {
+        let t = FrameTag {
+            origin: 1,
+            instance: 2,
+            count: 10,
+            first_seq: 100,
+            last_seq: 103,
+            n: 3,
+        };
+        assert_eq!(FrameTag::decode(&t.encode()), Some(t));
+        assert_eq!(t.last_count(), 12);
+        assert_eq!(
+            Attachment::classify(Some(&t.encode())),
+            Attachment::Frame(t)
+        );
+        assert_eq!(Attachment::classify(None), Attachment::None);
+        assert_eq!(Attachment::classify(Some(b"junk")), Attachment::Unknown);
+        // Impossible headers: no message, sequence numbers backwards or too
+        // close for n messages, a count that overflows.
+        for bad in [
+            FrameTag { n: 0, ..t },
+            FrameTag { last_seq: 99, ..t },
+            FrameTag { last_seq: 101, ..t },
+            FrameTag {
+                count: u64::MAX - 1,
+                ..t
+            },
+        ] {
+            assert_eq!(FrameTag::decode(&bad.encode()), None, "{bad:?}");
+        }
+
+        let mut frame = Vec::new();
+        for m in [&b"ab"[..], b"", b"xyz"] {
+            push_record(&mut frame, m);
+        }
+        let r = records(&frame, 3).expect("well formed");
+        let msgs: Vec<&[u8]> = r.iter().map(|x| &frame[x.clone()]).collect();
+        assert_eq!(msgs, [&b"ab"[..], b"", b"xyz"]);
+        // Wrong count, truncated, trailing bytes, a length past the end.
+        assert_eq!(records(&frame, 2), None);
+        assert_eq!(records(&frame, 4), None);
+        assert_eq!(records(&frame[..frame.len() - 1], 3), None);
+        let mut longer = frame.clone();
+        longer.push(0);
+        assert_eq!(records(&longer, 3), None);
+        assert_eq!(records(&[255, 255, 255, 255, 1], 1), None);
+        assert_eq!(records(&[], 0), Some(vec![]));
     }
 
     #[test]

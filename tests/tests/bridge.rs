@@ -217,11 +217,21 @@ fn exported_topic_arrives_in_order_and_others_stay_home() {
 /// messages exactly once, in order, and nothing comes back (no loop).
 #[test]
 fn bidirectional_bridges_do_not_loop() {
-    let a = started("biA");
-    let b = started("biB");
+    bidirectional_without_loops("bi", &[]);
+}
+
+/// The same with both bridges exporting in frames (`--batch`).
+#[test]
+fn bidirectional_batching_bridges_do_not_loop() {
+    bidirectional_without_loops("biF", &["--batch"]);
+}
+
+fn bidirectional_without_loops(tag: &str, extra: &[&str]) {
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let all = ["--export", "*", "--import", "*"];
+    let all = [&["--export", "*", "--import", "*"][..], extra].concat();
     let _ba = Bridge::start(&a, &[&all[..], &["--listen", &listen]].concat());
     let _bb = Bridge::start(&b, &[&all[..], &["--connect", &listen]].concat());
     wait_route(&a, &b, "ready/a");
@@ -332,8 +342,19 @@ fn killing_a_bridge_harms_no_local_client() {
 /// arrives in order.
 #[test]
 fn local_loss_at_the_exporter_is_reported_by_the_importer() {
-    let a = started("lossA");
-    let b = started("lossB");
+    local_loss_reported("loss", &[]);
+}
+
+/// The same with `--batch`: the exporter ends its frame at the lap, and the
+/// next frame's count jumps by the loss.
+#[test]
+fn local_loss_at_a_batching_exporter_is_reported_by_the_importer() {
+    local_loss_reported("lossF", &["--batch"]);
+}
+
+fn local_loss_reported(tag: &str, extra: &[&str]) {
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let out = a
@@ -349,7 +370,10 @@ fn local_loss_at_the_exporter_is_reported_by_the_importer() {
         .output()
         .expect("create");
     assert!(out.status.success(), "{out:?}");
-    let ba = Bridge::start(&a, &["--export", "lossy/*", "--listen", &listen]);
+    let ba = Bridge::start(
+        &a,
+        &[&["--export", "lossy/*", "--listen", &listen][..], extra].concat(),
+    );
     let bb = Bridge::start(&b, &["--import", "lossy/*", "--connect", &listen]);
     wait_route(&a, &b, "lossy/probe");
     let mut sub = b
@@ -446,11 +470,83 @@ fn oversize_remote_messages_are_counted_not_fatal() {
     publisher.send(b"small").unwrap();
     let got = collect_until(&mut sub, |g| !g.is_empty());
     assert_eq!(got, ["small"]);
-    let line = bb.wait_log("dropping an imported sample of 1000 bytes");
+    let line = bb.wait_log("dropping an imported message of 1000 bytes");
     assert!(line.contains("at most 64 bytes"), "{line}");
     signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
     let counters = bb.wait_log("counters:");
     assert!(counters.contains("oversize=1 "), "{counters}");
+}
+
+/// Frames (`--batch`) written by another Zenoh program, one of them
+/// damaged (its records do not add up to the count it claims): the damaged
+/// frame is dropped whole and counted, nothing of it is published, and the
+/// next frame's count reports its messages to B's subscriber as lost, in
+/// their place.
+#[test]
+fn a_damaged_frame_is_dropped_whole_and_counted() {
+    use shmbus_bridge::tag::{push_record, FrameTag};
+    use zenoh::Wait;
+
+    let b = started("frmB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let bb = Bridge::start(&b, &["--import", "f/*", "--listen", &listen]);
+    let args = <shmbus_bridge::BridgeArgs as clap::Parser>::parse_from([
+        "raw-zenoh-peer",
+        "--connect",
+        &listen,
+    ]);
+    let session = zenoh::open(shmbus_bridge::zconfig::zenoh_config(&args).expect("config"))
+        .wait()
+        .expect("a Zenoh session");
+    let frame = |count: u64, claimed: u32, msgs: &[&[u8]]| {
+        let mut payload = Vec::new();
+        for m in msgs {
+            push_record(&mut payload, m);
+        }
+        let tag = FrameTag {
+            origin: 0x5eed,
+            instance: 1,
+            count,
+            first_seq: 1000 + count,
+            last_seq: 1000 + count + u64::from(claimed) - 1,
+            n: claimed,
+        };
+        (payload, tag.encode())
+    };
+    let put = |key: &str, (payload, tag): (Vec<u8>, [u8; 48])| {
+        session
+            .put(key, payload)
+            .attachment(tag.to_vec())
+            .wait()
+            .expect("put");
+    };
+    // The route is up once a probe frame has been imported.
+    let mut probes = 0;
+    let crossed = wait_until(READY, || {
+        put("shmbus/f/probe", frame(probes, 1, &[b"probe"]));
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(50));
+        published(&b, "f/probe") > 0
+    });
+    assert!(crossed, "no probe frame was imported within {READY:?}");
+    let mut sub = b
+        .client()
+        .subscriber("f/t", SubscribeOptions::default())
+        .unwrap();
+
+    put("shmbus/f/t", frame(0, 2, &[b"a", b"b"]));
+    // Claims 2 messages, holds 3.
+    put("shmbus/f/t", frame(2, 2, &[b"c", b"d", b"x"]));
+    put("shmbus/f/t", frame(4, 1, &[b"e"]));
+    let got = collect_until(&mut sub, |g| g.len() >= 4);
+    assert_eq!(got, ["a", "b", "<lost 2>", "e"]);
+
+    bb.wait_log("ignoring a damaged frame of `f/t`");
+    signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
+    let counters = bb.wait_log("counters:");
+    assert!(counters.contains("bad_samples=1 "), "{counters}");
+    assert!(counters.contains("import_lost=2 "), "{counters}");
 }
 
 /// The listening (exporting) bridge is SIGKILLed, 5 messages are published
@@ -462,11 +558,22 @@ fn oversize_remote_messages_are_counted_not_fatal() {
 /// subscriber as `Lagged(5)` before the messages that came after.
 #[test]
 fn a_restarted_bridge_carries_messages_again_and_reports_the_gap() {
-    let a = started("rsA");
-    let b = started("rsB");
+    restarted_bridge_reports_the_gap("rs", &[]);
+}
+
+/// The same with a batching exporter (`--batch`) on both sides of the
+/// restart.
+#[test]
+fn a_restarted_batching_bridge_carries_messages_again_and_reports_the_gap() {
+    restarted_bridge_reports_the_gap("rsF", &["--batch"]);
+}
+
+fn restarted_bridge_reports_the_gap(tag: &str, extra: &[&str]) {
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let export = ["--export", "r/*", "--listen", &listen];
+    let export = [&["--export", "r/*", "--listen", &listen][..], extra].concat();
     let mut ba = Bridge::start(&a, &export);
     let bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
     wait_route(&a, &b, "r/probe1");
@@ -522,12 +629,26 @@ fn a_restarted_bridge_carries_messages_again_and_reports_the_gap() {
 /// pressure reaches from B's subscriber to A's publisher.
 #[test]
 fn ten_thousand_messages_cross_in_order_without_loss() {
+    ten_thousand_in_order("tenk", &[]);
+}
+
+/// The same in frames (`--batch`): with the rings this small, frames of
+/// every size from 1 to 16 messages cross.
+#[test]
+fn ten_thousand_messages_cross_in_frames_in_order_without_loss() {
+    ten_thousand_in_order("tenkF", &["--batch"]);
+}
+
+fn ten_thousand_in_order(tag: &str, extra: &[&str]) {
     const N: u32 = 10_000;
-    let a = started("tenkA");
-    let b = started("tenkB");
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let _ba = Bridge::start(&a, &["--export", "bulk/*", "--listen", &listen]);
+    let _ba = Bridge::start(
+        &a,
+        &[&["--export", "bulk/*", "--listen", &listen][..], extra].concat(),
+    );
     let _bb = Bridge::start(
         &b,
         &[
