@@ -335,6 +335,42 @@ mod tests {
         assert_eq!(records(&[], 0), Some(vec![]));
     }
 
+    proptest::proptest! {
+        /// Any list of messages survives a frame exactly.
+        #[test]
+        fn frames_carry_any_messages(msgs in proptest::collection::vec(
+            proptest::collection::vec(proptest::num::u8::ANY, 0..300), 1..40)) {
+            let mut frame = Vec::new();
+            for m in &msgs {
+                push_record(&mut frame, m);
+            }
+            let r = records(&frame, msgs.len() as u32).expect("well formed");
+            let back: Vec<Vec<u8>> = r.iter().map(|x| frame[x.clone()].to_vec()).collect();
+            proptest::prop_assert_eq!(back, msgs);
+        }
+
+        /// Hostile bytes (a frame is read from the network): no panic, and
+        /// whatever is accepted lies inside the payload and covers all of it.
+        #[test]
+        fn hostile_frames_are_refused_or_in_bounds(
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            n in 0u32..8,
+            tag in proptest::collection::vec(proptest::num::u8::ANY, FRAME_TAG_LEN),
+        ) {
+            if let Some(r) = records(&payload, n) {
+                proptest::prop_assert_eq!(r.len(), n as usize);
+                let covered: usize = r.iter().map(|x| RECORD_HEADER + x.len()).sum();
+                proptest::prop_assert_eq!(covered, payload.len());
+                proptest::prop_assert!(r.iter().all(|x| x.end <= payload.len()));
+            }
+            let mut tag = tag;
+            tag[0..4].copy_from_slice(FRAME_MAGIC);
+            if let Some(t) = FrameTag::decode(&tag) {
+                proptest::prop_assert!(t.n > 0 && t.last_count() >= t.count);
+            }
+        }
+    }
+
     #[test]
     fn instances_differ_origins_are_stable_per_bus() {
         assert_ne!(random_instance(), random_instance());
