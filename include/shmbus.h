@@ -351,7 +351,8 @@ typedef struct {
 #define SHMBUS_POLICY_DROP_OLDEST 1
 
 /**
- * Spin briefly, then sleep on the futex (the default).
+ * Spin briefly, then yield the CPU a few times, then sleep on the futex
+ * (the default).
  */
 #define SHMBUS_WAIT_SPIN_THEN_PARK 0
 

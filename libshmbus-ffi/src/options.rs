@@ -28,7 +28,8 @@ pub const SHMBUS_POLICY_DROP_OLDEST: shmbus_policy_t = 1;
 /// `SHMBUS_WAIT_SPIN` or `SHMBUS_WAIT_PARK`.
 pub type shmbus_wait_t = u32;
 
-/// Spin briefly, then sleep on the futex (the default).
+/// Spin briefly, then yield the CPU a few times, then sleep on the futex
+/// (the default).
 pub const SHMBUS_WAIT_SPIN_THEN_PARK: shmbus_wait_t = 0;
 /// Busy-spin: lowest latency, burns a core, never sleeps.
 pub const SHMBUS_WAIT_SPIN: shmbus_wait_t = 1;

@@ -89,7 +89,8 @@ use crate::sync::{fence, spin_hint, yield_now, Ordering};
 pub enum WaitStrategy {
     /// Busy-spin on shared memory: lowest latency, burns a core, never sleeps.
     Spin,
-    /// Spin briefly, then sleep on the futex (the default).
+    /// Spin briefly, then yield the CPU a few times, then sleep on the futex
+    /// (the default).
     #[default]
     SpinThenPark,
     /// Sleep on the futex at once.
