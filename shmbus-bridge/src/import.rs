@@ -215,15 +215,30 @@ impl Importer {
                 ) {
                     return;
                 }
-                for r in records {
+                let mut rest = records.into_iter();
+                while let Some(r) = rest.next() {
                     let msg = &payload[r];
-                    self.publish(
+                    let stayed_full = self.publish(
                         topic,
                         msg.len(),
                         |dst| dst.copy_from_slice(msg),
                         publishers,
                         logs,
                     );
+                    // The bound is on the wait, not per message: the rest
+                    // of the frame is dropped at once rather than waiting
+                    // the bound again for each (a frame of 200 would
+                    // otherwise stall the link 200 times as long).
+                    if stayed_full {
+                        let left = rest.len();
+                        if left > 0 {
+                            Stats::add(&self.stats.dropped_full, left as u64);
+                            if logs.allow("full-frame", topic) {
+                                warn!("dropping the {left} more messages of the frame too: `{topic}` is full");
+                            }
+                        }
+                        break;
+                    }
                 }
             }
             // A sample without a tag comes from a plain Zenoh publisher, not
@@ -396,7 +411,8 @@ impl Importer {
 
     /// Publishes one message of `len` bytes into `topic`, written into the
     /// loaned slot by `write`; reopens the topic once if it was closed
-    /// (removed and maybe re-created) under the publisher.
+    /// (removed and maybe re-created) under the publisher. True when the
+    /// message was dropped because the topic stayed full past the bound.
     fn publish(
         &self,
         topic: &str,
@@ -404,11 +420,11 @@ impl Importer {
         write: impl Fn(&mut [u8]),
         publishers: &mut HashMap<String, Publisher>,
         logs: &mut LogLimit,
-    ) {
+    ) -> bool {
         for attempt in 0..2 {
             let Some(publisher) = self.publisher_of(topic, publishers, logs) else {
                 Stats::add(&self.stats.bad_samples, 1);
-                return;
+                return false;
             };
             if len > publisher.max_msg_size() {
                 Stats::add(&self.stats.oversize, 1);
@@ -418,7 +434,7 @@ impl Importer {
                         publisher.max_msg_size()
                     );
                 }
-                return;
+                return false;
             }
             let record = any_matches(&self.exports, topic);
             let failed = match publisher.loan_timeout(len, self.publish_timeout) {
@@ -431,7 +447,7 @@ impl Importer {
                     }
                     loan.commit();
                     Stats::add(&self.stats.imported, 1);
-                    return;
+                    return false;
                 }
                 Err(e) => e,
             };
@@ -444,7 +460,7 @@ impl Importer {
                             self.publish_timeout
                         );
                     }
-                    return;
+                    return true;
                 }
                 // Removed under us (and maybe re-created): reopen once.
                 Error::Closed if attempt == 0 => {
@@ -458,9 +474,10 @@ impl Importer {
                     if matches!(e, Error::Closed) {
                         publishers.remove(topic);
                     }
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 }

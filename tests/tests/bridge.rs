@@ -705,11 +705,26 @@ fn ten_thousand_in_order(tag: &str, extra: &[&str]) {
 /// that fit are delivered in order; the bridge keeps running.
 #[test]
 fn a_full_local_topic_drops_imports_after_the_bound_with_a_count() {
-    let a = started("bpA");
-    let b = started("bpB");
+    full_local_topic_drops("bp", &[]);
+}
+
+/// The same with frames (`--batch`): the 40 messages cross in one or a few
+/// frames; once one message of a frame waits out the bound, the rest of the
+/// frame is dropped at once (counted the same), not after a bound each.
+#[test]
+fn a_full_local_topic_drops_the_rest_of_a_frame_with_a_count() {
+    full_local_topic_drops("bpF", &["--batch"]);
+}
+
+fn full_local_topic_drops(tag: &str, extra: &[&str]) {
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let _ba = Bridge::start(&a, &["--export", "bp/*", "--listen", &listen]);
+    let ba = Bridge::start(
+        &a,
+        &[&["--export", "bp/*", "--listen", &listen][..], extra].concat(),
+    );
     let bb = Bridge::start(
         &b,
         &[
@@ -736,10 +751,23 @@ fn a_full_local_topic_drops_imports_after_the_bound_with_a_count() {
     a.wait_subscribers("bp/t", 1);
 
     let sent: Vec<String> = (1..=40).map(|i| format!("m{i}")).collect();
+    // With frames, all 40 wait in A's ring while its bridge is stopped, so
+    // they cross as one frame.
+    let framed = extra.contains(&"--batch");
+    if framed {
+        signal(&ba.child, nix::sys::signal::Signal::SIGSTOP);
+    }
     for m in &sent {
         publisher.send(m.as_bytes()).unwrap();
     }
+    if framed {
+        signal(&ba.child, nix::sys::signal::Signal::SIGCONT);
+    }
     bb.wait_log("stayed full");
+    if framed {
+        // 16 fit, the 17th waited out the bound, the other 23 went at once.
+        bb.wait_log("dropping the 23 more messages of the frame too");
+    }
     // All 40 handled: 16 fit in the ring, 24 waited out the bound.
     let deadline = Instant::now() + READY;
     loop {
