@@ -50,24 +50,13 @@ const BURST: usize = 256;
 const FRAME_BYTES: usize = 16 * 1024;
 
 /// The frame being filled by [`Exporter::drain_frames`].
+#[derive(Default)]
 struct Frame {
     buf: Vec<u8>,
     count: u64,
     first_seq: u64,
     last_seq: u64,
     n: u32,
-}
-
-impl Frame {
-    fn new() -> Frame {
-        Frame {
-            buf: Vec::new(),
-            count: 0,
-            first_seq: 0,
-            last_seq: 0,
-            n: 0,
-        }
-    }
 }
 
 /// What the export thread needs.
@@ -301,7 +290,7 @@ impl Exporter {
             ..
         } = t;
         let Some(s) = sub.as_mut() else { return 0 };
-        let mut frame = Frame::new();
+        let mut frame = Frame::default();
         let mut read = 0;
         let mut closed = false;
         while read < BURST {
