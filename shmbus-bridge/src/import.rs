@@ -241,6 +241,12 @@ impl Importer {
                     }
                 }
             }
+            Attachment::BadFrame => {
+                Stats::add(&self.stats.bad_samples, 1);
+                if logs.allow("frame", topic) {
+                    warn!("ignoring a damaged frame of `{topic}`: its tag is impossible");
+                }
+            }
             // A sample without a tag comes from a plain Zenoh publisher, not
             // a bridge (or carries another program's attachment): it is
             // imported, with no loss tracking.

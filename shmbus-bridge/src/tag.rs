@@ -163,6 +163,9 @@ pub enum Attachment {
     Single(Tag),
     /// A frame of messages exported by a bridge in `--batch` mode.
     Frame(FrameTag),
+    /// A frame tag that says something impossible (no message, sequence
+    /// numbers backwards, a wrong length): damage; the sample is refused.
+    BadFrame,
     /// No attachment: a plain Zenoh publisher's sample, one message.
     None,
     /// An attachment that is neither: damage, or another program's.
@@ -174,10 +177,12 @@ impl Attachment {
     pub fn classify(bytes: Option<&[u8]>) -> Attachment {
         match bytes {
             None => Attachment::None,
-            Some(b) => Tag::decode(b)
-                .map(Attachment::Single)
-                .or_else(|| FrameTag::decode(b).map(Attachment::Frame))
-                .unwrap_or(Attachment::Unknown),
+            Some(b) => match (Tag::decode(b), FrameTag::decode(b)) {
+                (Some(t), _) => Attachment::Single(t),
+                (None, Some(f)) => Attachment::Frame(f),
+                (None, None) if b.starts_with(FRAME_MAGIC) => Attachment::BadFrame,
+                (None, None) => Attachment::Unknown,
+            },
         }
     }
 }
@@ -315,7 +320,15 @@ mod tests {
             },
         ] {
             assert_eq!(FrameTag::decode(&bad.encode()), None, "{bad:?}");
+            assert_eq!(
+                Attachment::classify(Some(&bad.encode())),
+                Attachment::BadFrame
+            );
         }
+        assert_eq!(
+            Attachment::classify(Some(&t.encode()[..47])),
+            Attachment::BadFrame
+        );
 
         let mut frame = Vec::new();
         for m in [&b"ab"[..], b"", b"xyz"] {

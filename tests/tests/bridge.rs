@@ -477,9 +477,10 @@ fn oversize_remote_messages_are_counted_not_fatal() {
     assert!(counters.contains("oversize=1 "), "{counters}");
 }
 
-/// Frames (`--batch`) written by another Zenoh program, one of them
-/// damaged (its records do not add up to the count it claims): the damaged
-/// frame is dropped whole and counted, nothing of it is published, and the
+/// Frames (`--batch`) written by another Zenoh program, two of them
+/// damaged (records that do not add up to the count claimed; a tag of no
+/// message): each is dropped whole and counted, nothing of it is
+/// published, and the
 /// next frame's count reports its messages to B's subscriber as lost, in
 /// their place.
 #[test]
@@ -538,6 +539,8 @@ fn a_damaged_frame_is_dropped_whole_and_counted() {
     put("shmbus/f/t", frame(0, 2, &[b"a", b"b"]));
     // Claims 2 messages, holds 3.
     put("shmbus/f/t", frame(2, 2, &[b"c", b"d", b"x"]));
+    // An impossible tag: a frame of no message.
+    put("shmbus/f/t", frame(4, 0, &[b"y"]));
     put("shmbus/f/t", frame(4, 1, &[b"e"]));
     let got = collect_until(&mut sub, |g| g.len() >= 4);
     assert_eq!(got, ["a", "b", "<lost 2>", "e"]);
@@ -545,7 +548,7 @@ fn a_damaged_frame_is_dropped_whole_and_counted() {
     bb.wait_log("ignoring a damaged frame of `f/t`");
     signal(&bb.child, nix::sys::signal::Signal::SIGUSR1);
     let counters = bb.wait_log("counters:");
-    assert!(counters.contains("bad_samples=1 "), "{counters}");
+    assert!(counters.contains("bad_samples=2 "), "{counters}");
     assert!(counters.contains("import_lost=2 "), "{counters}");
 }
 
