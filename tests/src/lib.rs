@@ -210,6 +210,28 @@ pub fn process_state(pid: u32) -> char {
         .unwrap_or('?')
 }
 
+/// Whether every thread of process `pid` is stopped (state `T` in each
+/// /proc/PID/task/TID/stat). `kill(SIGSTOP)` returns before the threads
+/// have stopped; a test that needs the process still must wait for this.
+pub fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..))
+            .and_then(|rest| rest.chars().next());
+        if state != Some('T') {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// Sends a signal to a child process.
 pub fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("kill");

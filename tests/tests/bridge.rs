@@ -14,7 +14,9 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use shmbus::{Publisher, SubscribeOptions, Subscriber};
-use shmbus_tests::{bin, run_with_input, signal, wait_exit, wait_for_line, wait_until, TestBus};
+use shmbus_tests::{
+    all_threads_stopped, bin, run_with_input, signal, wait_exit, wait_for_line, wait_until, TestBus,
+};
 
 /// Generous bound on every readiness wait (2 busy cores, debug builds).
 const READY: Duration = Duration::from_secs(60);
@@ -759,6 +761,10 @@ fn full_local_topic_drops(tag: &str, extra: &[&str]) {
     let framed = extra.contains(&"--batch");
     if framed {
         signal(&ba.child, nix::sys::signal::Signal::SIGSTOP);
+        assert!(
+            wait_until(READY, || all_threads_stopped(ba.child.id())),
+            "bridge A did not stop"
+        );
     }
     for m in &sent {
         publisher.send(m.as_bytes()).unwrap();
