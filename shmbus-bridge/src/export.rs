@@ -373,7 +373,10 @@ impl Exporter {
         let payload = std::mem::take(&mut frame.buf);
         frame.n = 0;
         match publisher.put(payload).attachment(tag.encode()).wait() {
-            Ok(()) => Stats::add(&self.stats.exported, n),
+            Ok(()) => {
+                Stats::add(&self.stats.exported, n);
+                Stats::add(&self.stats.export_frames, 1);
+            }
             Err(e) => {
                 Stats::add(&self.stats.export_errors, n);
                 debug!(

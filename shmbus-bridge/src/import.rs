@@ -215,6 +215,7 @@ impl Importer {
                 ) {
                     return;
                 }
+                Stats::add(&self.stats.import_frames, 1);
                 let mut rest = records.into_iter();
                 while let Some(r) = rest.next() {
                     let msg = &payload[r];

@@ -23,6 +23,9 @@ impl std::ops::Deref for Counter {
 pub struct Stats {
     /// Local messages put to Zenoh.
     pub exported: Counter,
+    /// Frames put to Zenoh (`--batch`; `exported / export_frames` is the
+    /// mean number of messages per frame).
+    pub export_frames: Counter,
     /// Local messages the exporter lost to `Lagged` (drop-oldest topics)
     /// before it could read them; sent on as a gap in the count.
     pub export_lagged: Counter,
@@ -32,6 +35,8 @@ pub struct Stats {
     pub export_errors: Counter,
     /// Samples published into local topics.
     pub imported: Counter,
+    /// Frames received and accepted (their messages count in `imported`).
+    pub import_frames: Counter,
     /// Messages that never arrived, from gaps in the remote counts.
     pub import_lost: Counter,
     /// Samples dropped because the local topic stayed full past the bound.
@@ -56,12 +61,14 @@ impl Stats {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "exported={} export_lagged={} echo_skipped={} export_errors={} imported={} import_lost={} dropped_full={} oversize={} bad_samples={} own_skipped={} stale={}",
+            "exported={} export_frames={} export_lagged={} echo_skipped={} export_errors={} imported={} import_frames={} import_lost={} dropped_full={} oversize={} bad_samples={} own_skipped={} stale={}",
             g(&self.exported),
+            g(&self.export_frames),
             g(&self.export_lagged),
             g(&self.echo_skipped),
             g(&self.export_errors),
             g(&self.imported),
+            g(&self.import_frames),
             g(&self.import_lost),
             g(&self.dropped_full),
             g(&self.oversize),

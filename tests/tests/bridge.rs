@@ -552,6 +552,14 @@ fn a_damaged_frame_is_dropped_whole_and_counted() {
     let counters = bb.wait_log("counters:");
     assert!(counters.contains("bad_samples=2 "), "{counters}");
     assert!(counters.contains("import_lost=2 "), "{counters}");
+    // The probe frames (each of one message) and the two good frames of
+    // `f/t`; the damaged ones are not counted. Every probe was sent before
+    // the frames of `f/t` on the same link, so all have arrived by now.
+    let frames = published(&b, "f/probe") + 2;
+    assert!(
+        counters.contains(&format!("import_frames={frames} ")),
+        "{counters}"
+    );
 }
 
 /// The listening (exporting) bridge is SIGKILLed, 5 messages are published
