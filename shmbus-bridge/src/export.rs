@@ -49,7 +49,8 @@ const BURST: usize = 256;
 /// not fragmented; a single larger message goes as a frame of its own.
 const FRAME_BYTES: usize = 16 * 1024;
 
-/// The frame being filled by [`Exporter::drain_frames`].
+/// The frame being filled by [`Exporter::drain`] with `--batch`: the
+/// records so far, and what its tag will say of them.
 #[derive(Default)]
 struct Frame {
     buf: Vec<u8>,
@@ -57,6 +58,19 @@ struct Frame {
     first_seq: u64,
     last_seq: u64,
     n: u32,
+}
+
+impl Frame {
+    /// Counts the record just pushed: the message numbered `count`, local
+    /// sequence number `seq`.
+    fn add(&mut self, count: u64, seq: u64) {
+        if self.n == 0 {
+            self.count = count;
+            self.first_seq = seq;
+        }
+        self.n += 1;
+        self.last_seq = seq;
+    }
 }
 
 /// What the export thread needs.
@@ -200,89 +214,12 @@ impl Exporter {
     }
 
     /// Sends what `t`'s subscriber has ready, up to a burst; returns how
-    /// many messages it read (sent, or skipped as this bridge's own).
+    /// many messages it read (sent, or skipped as this bridge's own). Each
+    /// message is copied once, from its ring slot into Zenoh's buffer: one
+    /// sample per message, or with `--batch` the frame being filled (sent
+    /// when full, at a local loss, so that the counts within a frame stay
+    /// consecutive, and at the end).
     fn drain(&self, topic: &str, t: &mut Exported) -> usize {
-        if self.batch {
-            return self.drain_frames(topic, t);
-        }
-        let Some(sub) = t.sub.as_mut() else { return 0 };
-        // Set on `Closed`, acted on once the read's borrow has ended.
-        let mut closed = None;
-        for read in 0..BURST {
-            match sub.try_recv_ref() {
-                Ok(Some(msg)) => {
-                    let seq = msg.seq();
-                    if self.own.take_if_own(topic, seq) {
-                        Stats::add(&self.stats.echo_skipped, 1);
-                        continue;
-                    }
-                    // The payload is copied once, from the ring slot into
-                    // the `ZBytes` (Zenoh's public API takes owned buffers:
-                    // a `Vec` in an `Arc`). On a drop-oldest topic the slot
-                    // may have been overwritten meanwhile: then the copy is
-                    // not sent, and the next read reports the lap.
-                    let payload = ZBytes::from(msg.data());
-                    if !msg.is_valid() {
-                        continue;
-                    }
-                    drop(msg);
-                    let tag = Tag {
-                        origin: self.origin,
-                        instance: self.instance,
-                        count: t.next_count,
-                        seq,
-                    };
-                    t.next_count += 1;
-                    // The tag goes in by value (a fixed-size array: one
-                    // `Arc`, no `Vec`). Zenoh then serializes both into its
-                    // transport batch.
-                    let put = t.publisher.put(payload).attachment(tag.encode()).wait();
-                    match put {
-                        Ok(()) => Stats::add(&self.stats.exported, 1),
-                        Err(e) => {
-                            Stats::add(&self.stats.export_errors, 1);
-                            debug!("put of `{topic}` #{seq} failed: {e}");
-                        }
-                    }
-                }
-                Ok(None) => return read,
-                Err(Error::Lagged(n)) => {
-                    // The importer learns of it as a jump in the count.
-                    t.next_count += n;
-                    Stats::add(&self.stats.export_lagged, n);
-                    warn!("export of `{topic}` lagged: {n} local messages were overwritten before the bridge read them");
-                }
-                Err(Error::Closed) => {
-                    closed = Some(read);
-                    break;
-                }
-                Err(e) => {
-                    warn!("reading `{topic}` for export failed: {e}");
-                    return read;
-                }
-            }
-        }
-        match closed {
-            Some(read) => {
-                self.closed(topic, &mut t.sub);
-                read
-            }
-            None => BURST,
-        }
-    }
-
-    /// Forgets the subscriber of a topic that was closed (removed).
-    fn closed(&self, topic: &str, sub: &mut Option<Subscriber>) {
-        info!("`{topic}` was closed; exporting it again if it comes back");
-        *sub = None;
-        self.own.forget(topic);
-    }
-
-    /// `drain` in `--batch` mode: what is ready, up to a burst, goes in
-    /// frames of up to [`FRAME_BYTES`] (see [`FrameTag`]), each message
-    /// copied once, from its ring slot into the frame. A frame ends early
-    /// at a local loss, so the counts within it stay consecutive.
-    fn drain_frames(&self, topic: &str, t: &mut Exported) -> usize {
         let Exported {
             sub,
             publisher,
@@ -302,32 +239,40 @@ impl Exporter {
                         Stats::add(&self.stats.echo_skipped, 1);
                         continue;
                     }
-                    let len = msg.data().len();
-                    if frame.n > 0 && frame.buf.len() + RECORD_HEADER + len > FRAME_BYTES {
-                        self.send_frame(topic, publisher, &mut frame);
-                    }
-                    if frame.n == 0 {
-                        frame.buf.reserve(FRAME_BYTES.max(RECORD_HEADER + len));
-                    }
-                    let mark = frame.buf.len();
-                    push_record(&mut frame.buf, msg.data());
-                    if !msg.is_valid() {
-                        // Overwritten while copied (drop-oldest): not sent;
+                    if self.batch {
+                        let len = msg.data().len();
+                        if frame.n > 0 && frame.buf.len() + RECORD_HEADER + len > FRAME_BYTES {
+                            self.send_frame(topic, publisher, &mut frame);
+                        }
+                        let mark = frame.buf.len();
+                        if mark == 0 {
+                            frame.buf.reserve(FRAME_BYTES.max(RECORD_HEADER + len));
+                        }
+                        push_record(&mut frame.buf, msg.data());
+                        // On a drop-oldest topic the slot may have been
+                        // overwritten while copied: then it is not sent, and
                         // the next read reports the lap.
-                        frame.buf.truncate(mark);
-                        continue;
+                        if !msg.is_valid() {
+                            frame.buf.truncate(mark);
+                            continue;
+                        }
+                        frame.add(*next_count, seq);
+                    } else {
+                        // Zenoh's public API takes owned buffers: a `Vec`
+                        // in an `Arc`.
+                        let payload = ZBytes::from(msg.data());
+                        if !msg.is_valid() {
+                            continue;
+                        }
+                        drop(msg);
+                        self.send_one(topic, publisher, payload, *next_count, seq);
                     }
-                    if frame.n == 0 {
-                        frame.count = *next_count;
-                        frame.first_seq = seq;
-                    }
-                    frame.n += 1;
-                    frame.last_seq = seq;
                     *next_count += 1;
                 }
                 Ok(None) => break,
                 Err(Error::Lagged(n)) => {
                     self.send_frame(topic, publisher, &mut frame);
+                    // The importer learns of it as a jump in the count.
                     *next_count += n;
                     Stats::add(&self.stats.export_lagged, n);
                     warn!("export of `{topic}` lagged: {n} local messages were overwritten before the bridge read them");
@@ -337,17 +282,44 @@ impl Exporter {
                     break;
                 }
                 Err(e) => {
-                    self.send_frame(topic, publisher, &mut frame);
                     warn!("reading `{topic}` for export failed: {e}");
-                    return read;
+                    break;
                 }
             }
         }
         self.send_frame(topic, publisher, &mut frame);
         if closed {
-            self.closed(topic, sub);
+            info!("`{topic}` was closed; exporting it again if it comes back");
+            *sub = None;
+            self.own.forget(topic);
         }
         read
+    }
+
+    /// Puts one message as its own sample, tagged.
+    fn send_one(
+        &self,
+        topic: &str,
+        publisher: &zenoh::pubsub::Publisher<'static>,
+        payload: ZBytes,
+        count: u64,
+        seq: u64,
+    ) {
+        let tag = Tag {
+            origin: self.origin,
+            instance: self.instance,
+            count,
+            seq,
+        };
+        // The tag goes in by value (a fixed-size array: one `Arc`, no
+        // `Vec`). Zenoh then serializes both into its transport batch.
+        match publisher.put(payload).attachment(tag.encode()).wait() {
+            Ok(()) => Stats::add(&self.stats.exported, 1),
+            Err(e) => {
+                Stats::add(&self.stats.export_errors, 1);
+                debug!("put of `{topic}` #{seq} failed: {e}");
+            }
+        }
     }
 
     /// Puts the frame (if it holds anything) and empties it.

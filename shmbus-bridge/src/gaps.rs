@@ -101,9 +101,7 @@ impl GapTracker {
             Observed::Gap(gap)
         }
     }
-}
 
-impl GapTracker {
     /// Records a frame (`--batch`): its first message is observed as one
     /// sample; unless stale, the frame's last message becomes the last one
     /// seen.

@@ -216,9 +216,8 @@ impl Importer {
                     return;
                 }
                 Stats::add(&self.stats.import_frames, 1);
-                let mut rest = records.into_iter();
-                while let Some(r) = rest.next() {
-                    let msg = &payload[r];
+                let mut rest = records;
+                while let Some(msg) = rest.next() {
                     let stayed_full = self.publish(
                         topic,
                         msg.len(),

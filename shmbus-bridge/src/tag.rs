@@ -61,7 +61,7 @@ impl Tag {
         if bytes.len() != TAG_LEN || &bytes[0..4] != MAGIC {
             return None;
         }
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let word = |at| le_u64(bytes, at);
         Some(Tag {
             origin: word(4),
             instance: word(12),
@@ -134,14 +134,14 @@ impl FrameTag {
         if bytes.len() != FRAME_TAG_LEN || &bytes[0..4] != FRAME_MAGIC {
             return None;
         }
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let word = |at| le_u64(bytes, at);
         let t = FrameTag {
             origin: word(4),
             instance: word(12),
             count: word(20),
             first_seq: word(28),
             last_seq: word(36),
-            n: u32::from_le_bytes(bytes[44..48].try_into().expect("4 bytes")),
+            n: le_u32(bytes, 44),
         };
         let sane = t.n > 0
             && t.first_seq <= t.last_seq
@@ -196,22 +196,62 @@ pub fn push_record(frame: &mut Vec<u8>, msg: &[u8]) {
 
 /// The messages of a frame payload: `Some` only if it holds exactly `n`
 /// well-formed records and nothing after them, so that a damaged frame is
-/// refused whole before any of it is published.
-pub fn records(payload: &[u8], n: u32) -> Option<Vec<std::ops::Range<usize>>> {
-    let mut out = Vec::with_capacity((n as usize).min(payload.len() / RECORD_HEADER));
-    let mut at = 0usize;
-    while at < payload.len() {
-        let header = payload.get(at..at + RECORD_HEADER)?;
-        let len = u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize;
-        let start = at + RECORD_HEADER;
-        let end = start.checked_add(len).filter(|&e| e <= payload.len())?;
-        if out.len() == n as usize {
-            return None;
-        }
-        out.push(start..end);
-        at = end;
+/// refused whole before any of it is published. Checking allocates
+/// nothing; the messages are then read in place.
+pub fn records(payload: &[u8], n: u32) -> Option<Records<'_>> {
+    let mut found = 0u32;
+    let mut rest = payload;
+    while !rest.is_empty() {
+        rest = split_record(rest)?.1;
+        found = found.checked_add(1).filter(|&f| f <= n)?;
     }
-    (out.len() == n as usize).then_some(out)
+    (found == n).then_some(Records {
+        rest: payload,
+        left: n as usize,
+    })
+}
+
+/// The messages of a frame checked by [`records`], in order.
+#[derive(Debug)]
+pub struct Records<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (msg, rest) = split_record(self.rest)?;
+        self.rest = rest;
+        self.left -= 1;
+        Some(msg)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+/// The first record of `payload` and what follows it; `None` if it is cut
+/// short.
+fn split_record(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let header = payload.get(..RECORD_HEADER)?;
+    let len = le_u32(header, 0) as usize;
+    let body = &payload[RECORD_HEADER..];
+    (len <= body.len()).then(|| body.split_at(len))
+}
+
+/// The little-endian u64 at `at` (the caller checked the length).
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The little-endian u32 at `at` (the caller checked the length).
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 /// The origin id of bus `bus` on this host: a hash (64-bit FNV-1a, stable
@@ -334,18 +374,17 @@ mod tests {
         for m in [&b"ab"[..], b"", b"xyz"] {
             push_record(&mut frame, m);
         }
-        let r = records(&frame, 3).expect("well formed");
-        let msgs: Vec<&[u8]> = r.iter().map(|x| &frame[x.clone()]).collect();
+        let msgs: Vec<&[u8]> = records(&frame, 3).expect("well formed").collect();
         assert_eq!(msgs, [&b"ab"[..], b"", b"xyz"]);
         // Wrong count, truncated, trailing bytes, a length past the end.
-        assert_eq!(records(&frame, 2), None);
-        assert_eq!(records(&frame, 4), None);
-        assert_eq!(records(&frame[..frame.len() - 1], 3), None);
+        assert!(records(&frame, 2).is_none());
+        assert!(records(&frame, 4).is_none());
+        assert!(records(&frame[..frame.len() - 1], 3).is_none());
         let mut longer = frame.clone();
         longer.push(0);
-        assert_eq!(records(&longer, 3), None);
-        assert_eq!(records(&[255, 255, 255, 255, 1], 1), None);
-        assert_eq!(records(&[], 0), Some(vec![]));
+        assert!(records(&longer, 3).is_none());
+        assert!(records(&[255, 255, 255, 255, 1], 1).is_none());
+        assert_eq!(records(&[], 0).expect("empty").count(), 0);
     }
 
     proptest::proptest! {
@@ -358,7 +397,7 @@ mod tests {
                 push_record(&mut frame, m);
             }
             let r = records(&frame, msgs.len() as u32).expect("well formed");
-            let back: Vec<Vec<u8>> = r.iter().map(|x| frame[x.clone()].to_vec()).collect();
+            let back: Vec<Vec<u8>> = r.map(<[u8]>::to_vec).collect();
             proptest::prop_assert_eq!(back, msgs);
         }
 
@@ -372,9 +411,16 @@ mod tests {
         ) {
             if let Some(r) = records(&payload, n) {
                 proptest::prop_assert_eq!(r.len(), n as usize);
-                let covered: usize = r.iter().map(|x| RECORD_HEADER + x.len()).sum();
+                let msgs: Vec<&[u8]> = r.collect();
+                proptest::prop_assert_eq!(msgs.len(), n as usize);
+                let covered: usize = msgs.iter().map(|m| RECORD_HEADER + m.len()).sum();
                 proptest::prop_assert_eq!(covered, payload.len());
-                proptest::prop_assert!(r.iter().all(|x| x.end <= payload.len()));
+                let inside = payload.as_ptr_range();
+                let within = |m: &&[u8]| {
+                    let r = m.as_ptr_range();
+                    inside.start <= r.start && r.end <= inside.end
+                };
+                proptest::prop_assert!(msgs.iter().all(within));
             }
             let mut tag = tag;
             tag[0..4].copy_from_slice(FRAME_MAGIC);

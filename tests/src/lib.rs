@@ -201,7 +201,13 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// The state letter of a process in /proc/PID/stat (`T`: stopped), or `?`
 /// if it cannot be read (the process is gone).
 pub fn process_state(pid: u32) -> char {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    stat_state(format!("/proc/{pid}/stat"))
+}
+
+/// The state letter of a `stat` file of /proc (after the command name in
+/// parentheses), `?` if it cannot be read.
+fn stat_state(path: impl AsRef<std::path::Path>) -> char {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|stat| {
             let after = stat.rfind(')')? + 2;
@@ -219,12 +225,7 @@ pub fn all_threads_stopped(pid: u32) -> bool {
     };
     let mut any = false;
     for task in tasks.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..))
-            .and_then(|rest| rest.chars().next());
-        if state != Some('T') {
+        if stat_state(task.path().join("stat")) != 'T' {
             return false;
         }
         any = true;

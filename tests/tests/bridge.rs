@@ -94,6 +94,15 @@ fn started(tag: &str) -> TestBus {
     bus
 }
 
+/// Buses `{tag}A` and `{tag}B`, each with its daemon, and a loopback
+/// endpoint for A's bridge to listen on.
+fn two_buses(tag: &str) -> (TestBus, TestBus, String) {
+    let a = started(&format!("{tag}A"));
+    let b = started(&format!("{tag}B"));
+    let listen = format!("tcp/127.0.0.1:{}", free_port());
+    (a, b, listen)
+}
+
 /// Messages published so far on `topic` of `bus` (0 if it does not exist).
 fn published(bus: &TestBus, topic: &str) -> u64 {
     bus.client()
@@ -229,10 +238,7 @@ fn bidirectional_batching_bridges_do_not_loop() {
 }
 
 fn bidirectional_without_loops(tag: &str, extra: &[&str]) {
-    let a = started(&format!("{tag}A"));
-    let b = started(&format!("{tag}B"));
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let (a, b, listen) = two_buses(tag);
     let all = [&["--export", "*", "--import", "*"][..], extra].concat();
     let _ba = Bridge::start(&a, &[&all[..], &["--listen", &listen]].concat());
     let _bb = Bridge::start(&b, &[&all[..], &["--connect", &listen]].concat());
@@ -355,10 +361,7 @@ fn local_loss_at_a_batching_exporter_is_reported_by_the_importer() {
 }
 
 fn local_loss_reported(tag: &str, extra: &[&str]) {
-    let a = started(&format!("{tag}A"));
-    let b = started(&format!("{tag}B"));
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let (a, b, listen) = two_buses(tag);
     let out = a
         .cli()
         .args([
@@ -582,10 +585,7 @@ fn a_restarted_batching_bridge_carries_messages_again_and_reports_the_gap() {
 }
 
 fn restarted_bridge_reports_the_gap(tag: &str, extra: &[&str]) {
-    let a = started(&format!("{tag}A"));
-    let b = started(&format!("{tag}B"));
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let (a, b, listen) = two_buses(tag);
     let export = [&["--export", "r/*", "--listen", &listen][..], extra].concat();
     let mut ba = Bridge::start(&a, &export);
     let bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
@@ -654,10 +654,7 @@ fn ten_thousand_messages_cross_in_frames_in_order_without_loss() {
 
 fn ten_thousand_in_order(tag: &str, extra: &[&str]) {
     const N: u32 = 10_000;
-    let a = started(&format!("{tag}A"));
-    let b = started(&format!("{tag}B"));
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let (a, b, listen) = two_buses(tag);
     let _ba = Bridge::start(
         &a,
         &[&["--export", "bulk/*", "--listen", &listen][..], extra].concat(),
@@ -730,10 +727,7 @@ fn a_full_local_topic_drops_the_rest_of_a_frame_with_a_count() {
 }
 
 fn full_local_topic_drops(tag: &str, extra: &[&str]) {
-    let a = started(&format!("{tag}A"));
-    let b = started(&format!("{tag}B"));
-    let port = free_port();
-    let listen = format!("tcp/127.0.0.1:{port}");
+    let (a, b, listen) = two_buses(tag);
     let ba = Bridge::start(
         &a,
         &[&["--export", "bp/*", "--listen", &listen][..], extra].concat(),
