@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Protocol for a waiter: `key = prepare()`, re-check the condition, then
-//! `wait(key, ..)` if still unmet, and `cancel()` in every case. For a
+//! `wait(key, ..)` if still unmet; nothing to undo after. For a
 //! notifier: make the condition true (a Release store), then `notify_all()`.
 //!
 //! # The sleeper bit clears itself
@@ -71,8 +71,9 @@ impl EventCount {
     }
 
     /// Announces a waiter; returns the key for [`EventCount::wait`]. The
-    /// caller must re-check its condition after this, and call `cancel` when
-    /// done waiting.
+    /// caller must re-check its condition after this. Nothing needs undoing
+    /// after the wait: the sleeper bit is cleared by the next notifier (at
+    /// the cost of at most one needless wake).
     pub fn prepare(&self) -> u32 {
         // Acquire: pairs with the AcqRel bump in `notify_all`, so a waiter
         // that reads a bumped word also sees the notifier's condition.
@@ -89,9 +90,23 @@ impl EventCount {
         futex::wait(&self.seq, key, timeout)
     }
 
-    /// Ends a wait. Nothing to undo: the sleeper bit is cleared by the next
-    /// notifier (at the cost of at most one needless wake).
-    pub fn cancel(&self) {}
+    /// [`EventCount::wait`], also ended by [`crate::interrupt`]: sleeps
+    /// while the word holds `key` and the process's interrupt generation
+    /// holds `seen` (both compared by the kernel, atomically with the
+    /// sleep, so an interrupt just before the call is not lost). Where the
+    /// kernel lacks `futex_waitv` it waits on the word alone; the caller's
+    /// bounded tick then notices the interrupt.
+    pub(crate) fn park(&self, key: u32, seen: u32, timeout: Option<Duration>) -> WaitOutcome {
+        #[cfg(not(loom))]
+        {
+            let words = [(&self.seq, key), (crate::interrupt::word(), seen)];
+            if let Ok(out) = futex::waitv(&words, timeout) {
+                return out;
+            }
+        }
+        let _ = seen;
+        futex::wait(&self.seq, key, timeout)
+    }
 
     /// Wakes every sleeper if any may sleep. Call after making the condition
     /// true. With nobody asleep this is a fence and a load: no system call.
@@ -162,11 +177,6 @@ impl EventCount {
     pub fn has_waiters(&self) -> bool {
         self.seq.load(Ordering::Relaxed) & SLEEPER != 0
     }
-
-    /// Withdraws the announcement of a waiter that died while waiting. With
-    /// the self-clearing sleeper bit there is nothing to withdraw; kept so
-    /// the reaper's protocol reads the same for every wake-up word.
-    pub(crate) fn cancel_dead(&self) {}
 }
 
 #[cfg(not(loom))]

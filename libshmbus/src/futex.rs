@@ -110,6 +110,28 @@ mod imp {
 /// it, sleeps at most 1 ms and reports `Woken`, so callers poll.
 #[cfg(not(loom))]
 pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitOutcome {
+    waitv(words, timeout).unwrap_or_else(|Unsupported| {
+        std::thread::sleep(
+            timeout
+                .unwrap_or(Duration::from_millis(1))
+                .min(Duration::from_millis(1)),
+        );
+        WaitOutcome::Woken
+    })
+}
+
+/// `futex_waitv(2)` is missing (Linux before 5.16), or `words` is empty or
+/// longer than the kernel takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Unsupported;
+
+/// [`wait_any`] without the fallback: `Err(Unsupported)` where the kernel
+/// has no `futex_waitv`, so the caller chooses how to degrade.
+#[cfg(not(loom))]
+pub(crate) fn waitv(
+    words: &[(&AtomicU32, u32)],
+    timeout: Option<Duration>,
+) -> Result<WaitOutcome, Unsupported> {
     const FUTEX2_SIZE_U32: u32 = 0x02;
     const MAX: usize = 128;
     #[repr(C)]
@@ -121,12 +143,7 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitO
         reserved: u32,
     }
     if words.is_empty() || words.len() > MAX {
-        std::thread::sleep(
-            timeout
-                .unwrap_or(Duration::from_millis(1))
-                .min(Duration::from_millis(1)),
-        );
-        return WaitOutcome::Woken;
+        return Err(Unsupported);
     }
     let mut v = [FutexWaitv {
         val: 0,
@@ -169,21 +186,14 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], timeout: Option<Duration>) -> WaitO
         )
     };
     if r >= 0 {
-        return WaitOutcome::Woken;
+        return Ok(WaitOutcome::Woken);
     }
-    match std::io::Error::last_os_error().raw_os_error() {
+    Ok(match std::io::Error::last_os_error().raw_os_error() {
         Some(libc::ETIMEDOUT) => WaitOutcome::TimedOut,
         Some(libc::EINTR) => WaitOutcome::Interrupted,
-        Some(libc::ENOSYS) => {
-            std::thread::sleep(
-                timeout
-                    .unwrap_or(Duration::from_millis(1))
-                    .min(Duration::from_millis(1)),
-            );
-            WaitOutcome::Woken
-        }
+        Some(libc::ENOSYS) => return Err(Unsupported),
         _ => WaitOutcome::Woken,
-    }
+    })
 }
 
 #[cfg(loom)]

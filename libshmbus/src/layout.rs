@@ -92,9 +92,22 @@ pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
 pub const ENTRY_FREE: u32 = 0;
 /// Value of an entry's `state` while a live client holds it.
 pub const ENTRY_ACTIVE: u32 = 1;
+/// Value of an entry's `state` while it is being given up: by its owner
+/// mid-detach (between taking itself out of the gate and waking the
+/// publishers that waited on it) or by a reaper (between taking a dead
+/// entry out of the rival checks and freeing it). A retiring entry gates
+/// nobody and is nobody's rival; whoever next wins its lock finishes the
+/// job, so a death at any step of a detach or a reap is repaired by the
+/// next reap (`ring.rs`, *Dying at any step*).
+pub const ENTRY_RETIRING: u32 = 2;
 
 /// `inflight` of a publisher entry that holds no claimed sequence.
 pub const NO_SEQ: u64 = u64::MAX;
+/// Bit of `inflight` set once the publisher has *won* the claim of the
+/// sequence in the low bits (after its CAS on `tail`); without it the value
+/// is only an intent, which a lost CAS leaves stale. Sequences stay below
+/// [`MAX_SEQ`] `< CLAIMED`, so the bit never collides with one.
+pub const CLAIMED: u64 = 1 << 62;
 
 /// Slot states, the low two bits of a stamp.
 pub mod stamp {
@@ -386,12 +399,15 @@ pub const DATA_SHARED_OFFSET: usize = 256;
 /// One publisher's entry in the data segment.
 #[repr(C)]
 pub struct PubEntry {
-    /// [`ENTRY_FREE`] or [`ENTRY_ACTIVE`]; changed only under the entry's OFD lock.
+    /// [`ENTRY_FREE`], [`ENTRY_ACTIVE`] or [`ENTRY_RETIRING`]; changed only
+    /// under the entry's OFD lock.
     pub state: AtomicU32,
     /// Owner's pid, for humans (liveness is the lock, not the pid).
     pub pid: AtomicU32,
     /// The sequence this publisher is claiming or writing, else [`NO_SEQ`].
-    /// Stored *before* the claim, so the reaper can finish a dead claim.
+    /// Stored *before* the claim (an intent), then marked [`CLAIMED`] once
+    /// the claim is won, so the reaper can finish a dead claim and tell it
+    /// from a stale intent.
     pub inflight: AtomicU64,
     /// Messages committed by this publisher.
     pub published: AtomicU64,
@@ -461,7 +477,8 @@ pub const SUBS_SHARED_OFFSET: usize = 256;
 /// One subscriber's entry in the subs segment.
 #[repr(C)]
 pub struct SubEntry {
-    /// [`ENTRY_FREE`] or [`ENTRY_ACTIVE`]; changed only under the entry's OFD lock.
+    /// [`ENTRY_FREE`], [`ENTRY_ACTIVE`] or [`ENTRY_RETIRING`]; changed only
+    /// under the entry's OFD lock.
     pub state: AtomicU32,
     /// Owner's pid, for humans.
     pub pid: AtomicU32,

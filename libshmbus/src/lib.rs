@@ -36,15 +36,18 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 pub(crate) mod clock;
+pub(crate) mod crash;
 pub mod error;
 pub mod eventcount;
 pub mod futex;
+mod interrupt;
 pub mod layout;
 pub mod names;
 pub(crate) mod ring;
 pub mod semaphore;
 pub mod service;
 pub(crate) mod sync;
+pub(crate) mod wait;
 
 #[cfg(not(loom))]
 pub mod bus;
@@ -69,7 +72,11 @@ mod loom_model;
 pub use error::{Error, Result};
 pub use eventcount::EventCount;
 pub use layout::{Policy, TopicConfig};
-pub use ring::WaitStrategy;
+pub use interrupt::interrupt;
+/// Every named crash point (test builds with the `crash-points` feature).
+#[cfg(feature = "crash-points")]
+pub use crash::POINTS as CRASH_POINTS;
+pub use wait::WaitStrategy;
 pub use semaphore::Semaphore;
 #[cfg(not(loom))]
 pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};

@@ -458,3 +458,342 @@ fn loom_semaphore_timeout_racing_post_loses_no_token() {
         assert_eq!(u32::from(!got), s.value());
     });
 }
+
+// ------------------------------------------------------------ death models
+//
+// A thread may stop for ever at any named step of the protocol
+// (`crate::crash::POINTS`): `crash::die_at(point, n)` plans its death at the
+// n-th hit, and `crash::run_until_death` runs it until then, as a SIGKILL
+// would. The reaper runs once the dying thread is gone (the kernel frees a
+// liveness lock only at death). Each model enumerates the points of its
+// role and checks that nobody is left parked for ever — loom reports a
+// waiter nobody will wake as a deadlock — and that nothing is torn, lost
+// or delivered twice.
+
+use crate::crash;
+
+/// Reaps publisher entry `i` until it is done, as the daemon's reap passes do.
+fn reap_publisher(r: &HeapRing, i: u32) -> PubReclaim {
+    loop {
+        match ring::reclaim_publisher(r, i) {
+            PubReclaim::Retry => thread::yield_now(),
+            done => return done,
+        }
+    }
+}
+
+/// The points at which a publisher can die, in order.
+const PUBLISHER_POINTS: &[&str] = &[
+    "attach.pub",
+    "claim.intent",
+    "claim.cas",
+    "claim.won",
+    "write.begin",
+    "write.payload",
+    "commit.stamp",
+    "commit.clear",
+    "commit.notify",
+];
+
+/// Finding 1 of the crash-safety review, from `shared/repro`: a publisher
+/// that dies right after claiming races a live publisher for the same
+/// sequence. Whatever it claimed must be abandoned and skipped, the live
+/// message delivered. Before the fix: deadlock (the live rival's stale
+/// intent `inflight == 0` made the reaper skip the abandon).
+#[test]
+fn loom_reaper_vs_a_live_rivals_stale_intent() {
+    model(|| {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut dead_l = ring::attach_publisher(&*r, 0, 1);
+        let mut live_l = ring::attach_publisher(&*r, 1, 1);
+        let r0 = Arc::clone(&r);
+        let dying = thread::spawn(move || {
+            let _ = ring::try_claim(&*r0, &mut dead_l); // then SIGKILL
+        });
+        let r1 = Arc::clone(&r);
+        let live = thread::spawn(move || {
+            ring::publish(
+                &*r1,
+                &mut live_l,
+                &msg(1, 1),
+                0,
+                WaitStrategy::Park,
+                Deadline::Never,
+            )
+            .unwrap()
+        });
+        let r2 = Arc::clone(&r);
+        let reaper = thread::spawn(move || {
+            dying.join().unwrap();
+            reap_publisher(&r2, 0);
+        });
+        let (_, v) = recv_one(&r, &mut s, WaitStrategy::Park).unwrap();
+        assert_eq!(v, (1 << 32) | 1, "only the live publisher's message exists");
+        live.join().unwrap();
+        reaper.join().unwrap();
+    });
+}
+
+/// Finding 2(a), from `shared/repro`: a publisher dies between its
+/// COMMITTED store and its notify; the reaper must wake the parked
+/// subscriber. Before the fix: deadlock (no wake when nothing was
+/// abandoned).
+#[test]
+fn loom_reaper_wakes_after_a_publisher_died_before_its_notify() {
+    for point in ["commit.stamp", "commit.clear"] {
+        reaper_wakes_after_a_publisher_died_at(point);
+    }
+}
+
+fn reaper_wakes_after_a_publisher_died_at(point: &'static str) {
+    model(move || {
+        let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
+        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut p = ring::attach_publisher(&*r, 0, 1);
+        let r1 = Arc::clone(&r);
+        let dying = thread::spawn(move || {
+            crash::die_at(point, 1);
+            crash::run_until_death(|| {
+                ring::publish(
+                    &*r1,
+                    &mut p,
+                    &msg(0, 0),
+                    0,
+                    WaitStrategy::Park,
+                    Deadline::Never,
+                )
+            })
+        });
+        let r2 = Arc::clone(&r);
+        let reaper = thread::spawn(move || {
+            assert!(dying.join().unwrap().is_none(), "it died");
+            reap_publisher(&r2, 0)
+        });
+        let (seq, _) = recv_one(&r, &mut s, WaitStrategy::Park).unwrap();
+        assert_eq!(seq, 0);
+        reaper.join().unwrap();
+    });
+}
+
+/// Every publisher death point, with a live rival publishing beside it and
+/// a subscriber parked: the subscriber receives the rival's message (no
+/// wedge), and the dying one's only if it committed, whole, once.
+#[test]
+fn loom_death_of_a_publisher_at_every_point_beside_a_live_rival() {
+    for &point in PUBLISHER_POINTS {
+        model(move || {
+            let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
+            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let r0 = Arc::clone(&r);
+            let dying = thread::spawn(move || {
+                crash::die_at(point, 1);
+                crash::run_until_death(|| {
+                    let mut l = ring::attach_publisher(&*r0, 0, 1);
+                    ring::publish(
+                        &*r0,
+                        &mut l,
+                        &msg(0, 0),
+                        0,
+                        WaitStrategy::Park,
+                        Deadline::Never,
+                    )
+                    .unwrap()
+                })
+            });
+            let r1 = Arc::clone(&r);
+            let live = thread::spawn(move || {
+                let mut l = ring::attach_publisher(&*r1, 1, 1);
+                ring::publish(
+                    &*r1,
+                    &mut l,
+                    &msg(1, 1),
+                    0,
+                    WaitStrategy::Park,
+                    Deadline::Never,
+                )
+                .unwrap()
+            });
+            let r2 = Arc::clone(&r);
+            let reaper = thread::spawn(move || {
+                let lived = dying.join().unwrap();
+                reap_publisher(&r2, 0);
+                lived
+            });
+            let mut got = Vec::new();
+            while !got.contains(&((1 << 32) | 1)) {
+                got.push(recv_one(&r, &mut s, WaitStrategy::Park).unwrap().1);
+            }
+            live.join().unwrap();
+            let lived = reaper.join().unwrap();
+            if lived.is_some() {
+                // It lived (the point is not on its path): its message is
+                // delivered, before or after the rival's.
+                if got.len() == 1 {
+                    got.push(recv_one(&r, &mut s, WaitStrategy::Park).unwrap().1);
+                }
+                assert!(got.contains(&0), "{point}: {got:?}");
+            }
+            assert!(got.len() <= 2, "{point}: {got:?}");
+            assert!(got.iter().all(|&v| v == 0 || v == (1 << 32) | 1));
+        });
+    }
+}
+
+/// Every publisher death point with no rival: once the reaper has run, the
+/// topic works (a later publisher's message reaches the parked subscriber,
+/// so nothing wedged it), and the dying message was delivered exactly if it
+/// was committed.
+#[test]
+fn loom_death_of_a_lone_publisher_at_every_point() {
+    for &point in PUBLISHER_POINTS {
+        model(move || {
+            let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
+            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let r0 = Arc::clone(&r);
+            let dying = thread::spawn(move || {
+                crash::die_at(point, 1);
+                crash::run_until_death(|| {
+                    let mut l = ring::attach_publisher(&*r0, 0, 1);
+                    ring::publish(
+                        &*r0,
+                        &mut l,
+                        &msg(0, 0),
+                        0,
+                        WaitStrategy::Park,
+                        Deadline::Never,
+                    )
+                    .unwrap()
+                })
+            });
+            let r1 = Arc::clone(&r);
+            let subscriber = thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    let (seq, v) = recv_one(&r1, &mut s, WaitStrategy::Park).unwrap();
+                    got.push((seq, v));
+                    if v == (1 << 32) | 7 {
+                        return got;
+                    }
+                }
+            });
+            dying.join().unwrap();
+            reap_publisher(&r, 0);
+            let committed = r.slot(0).stamp.load(Ordering::Acquire)
+                == crate::layout::stamp::pack(0, crate::layout::stamp::COMMITTED);
+            let mut l = ring::attach_publisher(&*r, 1, 1);
+            ring::publish(
+                &*r,
+                &mut l,
+                &msg(1, 7),
+                0,
+                WaitStrategy::Park,
+                Deadline::Never,
+            )
+            .unwrap();
+            let got = subscriber.join().unwrap();
+            let want_dying = usize::from(committed);
+            assert_eq!(got.len(), want_dying + 1, "{point}: {got:?}");
+            if committed {
+                assert_eq!(got[0], (0, 0), "{point}");
+            }
+        });
+    }
+}
+
+/// Every subscriber death point (receiving, consuming, parking, detaching)
+/// on a full `block` ring: a publisher blocked on the dying subscriber's
+/// cursor goes on once the reaper has run (finding 2(b): a subscriber killed
+/// inside its detach, between leaving the gate and waking the publishers).
+#[test]
+fn loom_death_of_a_subscriber_at_every_point_releases_a_blocked_publisher() {
+    const SUBSCRIBER_POINTS: &[&str] = &[
+        "attach.sub.entry",
+        "attach.sub.start",
+        "park.prepare",
+        "recv.peek",
+        "recv.copy",
+        "recv.consume",
+        "recv.notify",
+        "detach.sub.retiring",
+        "detach.sub.notify",
+    ];
+    for &point in SUBSCRIBER_POINTS {
+        model(move || {
+            let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
+            let mut p = ring::attach_publisher(&*r, 0, 1);
+            let r0 = Arc::clone(&r);
+            let dying = thread::spawn(move || {
+                crash::die_at(point, 1);
+                crash::run_until_death(|| {
+                    let mut s = ring::attach_subscriber(&*r0, 0, 1, true);
+                    let got = recv_one(&r0, &mut s, WaitStrategy::Park).unwrap();
+                    ring::detach_subscriber(&*r0, &s);
+                    got
+                })
+            });
+            let r2 = Arc::clone(&r);
+            let reaper = thread::spawn(move || {
+                if dying.join().unwrap().is_none() {
+                    ring::reclaim_subscriber(&*r2, 0);
+                }
+            });
+            // Four messages into two slots: once the subscriber has read
+            // one, the fourth waits for it to leave or be reaped (and the
+            // third for its first read).
+            for k in 0..4 {
+                ring::publish(
+                    &*r,
+                    &mut p,
+                    &msg(0, k),
+                    0,
+                    WaitStrategy::Park,
+                    Deadline::Never,
+                )
+                .unwrap();
+            }
+            reaper.join().unwrap();
+        });
+    }
+}
+
+/// The reaper itself dies at every one of its points (the daemon SIGKILLed
+/// mid-reap, finding 2(c)) while reclaiming a publisher that died holding a
+/// claim; a second reaper (the restarted daemon) finishes the job, and the
+/// parked subscriber receives the live publisher's message.
+#[test]
+fn loom_death_of_the_reaper_at_every_point() {
+    const REAPER_POINTS: &[&str] = &["reap.retiring", "reap.abandon", "reap.wake", "reap.free"];
+    for &point in REAPER_POINTS {
+        model(move || {
+            let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
+            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let mut dead = ring::attach_publisher(&*r, 0, 1);
+            assert_eq!(ring::try_claim(&*r, &mut dead).unwrap(), 0); // then dies
+            let r1 = Arc::clone(&r);
+            let live = thread::spawn(move || {
+                let mut l = ring::attach_publisher(&*r1, 1, 1);
+                ring::publish(
+                    &*r1,
+                    &mut l,
+                    &msg(1, 1),
+                    0,
+                    WaitStrategy::Park,
+                    Deadline::Never,
+                )
+                .unwrap()
+            });
+            let r2 = Arc::clone(&r);
+            let reapers = thread::spawn(move || {
+                crash::die_at(point, 1);
+                let first = crash::run_until_death(|| reap_publisher(&r2, 0));
+                assert!(first.is_none(), "{point} is on the reaper's path");
+                reap_publisher(&r2, 0) // the next daemon
+            });
+            let (seq, v) = recv_one(&r, &mut s, WaitStrategy::Park).unwrap();
+            assert_eq!((seq, v), (1, (1 << 32) | 1), "{point}");
+            live.join().unwrap();
+            reapers.join().unwrap();
+        });
+    }
+}

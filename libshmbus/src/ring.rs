@@ -73,69 +73,17 @@
 //! `Error::Corrupt`, `Timeout` or `Lagged`, never a panic, an out-of-bounds
 //! access or a wait past the caller's deadline.
 
-use std::time::Instant;
-
+use crate::crash::point;
 use crate::error::{Error, Result};
 use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
 use crate::layout::{
     slot_flags, stamp, DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared,
-    ENTRY_ACTIVE, ENTRY_FREE, MAX_SEQ, NO_SEQ,
+    CLAIMED, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_RETIRING, MAX_SEQ, NO_SEQ,
 };
 use crate::sync::{fence, spin_hint, yield_now, Ordering};
-
-/// How a blocked caller waits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum WaitStrategy {
-    /// Busy-spin on shared memory: lowest latency, burns a core, never sleeps.
-    Spin,
-    /// Spin briefly, then yield the CPU a few times, then sleep on the futex
-    /// (the default).
-    #[default]
-    SpinThenPark,
-    /// Sleep on the futex at once.
-    Park,
-}
-
-/// Rounds of busy-spinning (`pause`) that [`WaitStrategy::SpinThenPark`]
-/// makes before it starts yielding.
-pub(crate) const SPINS_BEFORE_YIELD: u32 = 100;
-
-/// Rounds of `sched_yield` that [`WaitStrategy::SpinThenPark`] makes after
-/// spinning and before it parks on the futex.
-///
-/// Why yield at all: a waiter whose partner is about to answer (a message
-/// a microsecond away) should not pay a futex sleep and wake-up — tens of
-/// microseconds on a VM — but a waiter that busy-spins for long keeps a
-/// core from the very processes it waits for when cores are fewer than
-/// busy processes. A yield re-checks almost as often as a spin when the
-/// core is otherwise idle, and hands the core over when it is not. Measured
-/// on the 2-core development host (`docs/bridge.md`): 2 000 pure spins, the
-/// old budget, cost the bridged round trip 1.6-2x against 100 spins and 100
-/// yields.
-pub(crate) const YIELDS_BEFORE_PARK: u32 = 100;
-
-/// One round of a [`WaitStrategy::SpinThenPark`] or [`WaitStrategy::Spin`]
-/// wait before parking: `round` counts from 0. Pure `Spin` never yields.
-#[inline]
-pub(crate) fn spin_round(strategy: WaitStrategy, round: u32) {
-    if strategy == WaitStrategy::SpinThenPark && round >= SPINS_BEFORE_YIELD {
-        yield_now();
-    } else {
-        spin_hint();
-    }
-}
-
-/// Whether a wait in round `round` (from 0) still spins or yields rather
-/// than parks.
-#[inline]
-pub(crate) fn spins_now(strategy: WaitStrategy, round: u32) -> bool {
-    match strategy {
-        WaitStrategy::Spin => true,
-        WaitStrategy::SpinThenPark => round < SPINS_BEFORE_YIELD + YIELDS_BEFORE_PARK,
-        WaitStrategy::Park => false,
-    }
-}
+use crate::wait::{self, spin_round, spins_now, Parked};
+pub(crate) use crate::wait::{Deadline, WaitStrategy};
 
 /// Access to a topic's shared state, wherever it lives.
 pub(crate) trait RingMemory {
@@ -174,33 +122,9 @@ fn truncated<M: RingMemory>(m: &M) -> Error {
     )
 }
 
-/// When a waiting call gives up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Deadline {
-    /// Do not wait at all (`try_*`).
-    Now,
-    /// Wait until this instant (`*_timeout`).
-    At(Instant),
-    /// Wait until done, closed or interrupted.
-    Never,
-}
-
-impl Deadline {
-    /// Time left, `None` for "forever"; `Err(Timeout)` once it has passed.
-    fn remaining(&self) -> Result<Option<std::time::Duration>> {
-        match *self {
-            Deadline::Never => Ok(None),
-            Deadline::Now => Err(Error::Timeout),
-            Deadline::At(t) => match t.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Ok(Some(left)),
-                _ => Err(Error::Timeout),
-            },
-        }
-    }
-}
-
-/// Drives one wait loop: spins per the strategy, then parks on an event
-/// count, honouring the deadline and signals.
+/// Drives one wait loop of the ring: spins per the strategy, then parks on
+/// an event count ([`crate::wait::park`]), honouring the deadline, the
+/// interrupt generation and the tick.
 struct Waiter {
     strategy: WaitStrategy,
     deadline: Deadline,
@@ -219,50 +143,49 @@ impl Waiter {
     /// Waits for `ready` to produce a value. `ready` is called once per
     /// round, and once more after announcing ourselves on `ec` (so a notify
     /// between the check and the sleep is never missed); `flag` is the
-    /// caller's own "I am announced" word that lets the reaper withdraw the
-    /// announcement if we die asleep.
+    /// caller's own "I am announced" word, which stats show. `seen` is the
+    /// interrupt generation the caller's handle last reported: a newer one
+    /// ends the wait with `Interrupted` (and becomes the reported one).
     fn wait_for<T>(
         &mut self,
         ec: &EventCount,
         flag: &crate::sync::AtomicU32,
+        seen: &mut u32,
         mut ready: impl FnMut() -> Result<Option<T>>,
     ) -> Result<T> {
         loop {
             if let Some(v) = ready()? {
                 return Ok(v);
             }
+            interrupted(seen)?;
             let left = self.deadline.remaining()?;
             if spins_now(self.strategy, self.spins) {
                 spin_round(self.strategy, self.spins);
                 self.spins = self.spins.saturating_add(1);
                 continue;
             }
-            // Announce (the event count's sleeper bit), then the flag that
-            // stats show. A client dying in between leaves at most one
-            // needless wake (the bit clears itself at the next notify).
-            let key = ec.prepare();
-            flag.store(1, Ordering::Relaxed);
-            let outcome = match ready() {
-                Ok(Some(v)) => Some(Ok(v)),
-                Err(e) => Some(Err(e)),
-                Ok(None) => None,
-            };
-            let woke = if outcome.is_none() {
-                ec.wait(key, left)
-            } else {
-                WaitOutcome::Woken
-            };
-            flag.store(0, Ordering::Relaxed);
-            ec.cancel();
-            if let Some(result) = outcome {
-                return result;
-            }
-            match woke {
-                WaitOutcome::Woken | WaitOutcome::TimedOut => {}
-                WaitOutcome::Interrupted => return Err(Error::Interrupted),
+            match wait::park(ec, flag, *seen, left, &mut ready) {
+                Parked::Ready(result) => return result,
+                Parked::Slept(WaitOutcome::Interrupted) => {
+                    *seen = crate::interrupt::generation();
+                    return Err(Error::Interrupted);
+                }
+                Parked::Slept(_) => {}
             }
         }
     }
+}
+
+/// `Err(Interrupted)` if [`crate::interrupt`] was called since the handle
+/// last reported it (then it counts as reported).
+#[inline]
+fn interrupted(seen: &mut u32) -> Result<()> {
+    let now = crate::interrupt::generation();
+    if now != *seen {
+        *seen = now;
+        return Err(Error::Interrupted);
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- publisher
@@ -278,6 +201,8 @@ pub(crate) struct PubLocal {
     /// writer of the previous lap held it). It stays in `inflight` and is
     /// abandoned before this publisher claims anything else.
     pub pending: Option<u64>,
+    /// The interrupt generation this handle last reported.
+    pub interrupts: u32,
 }
 
 /// Takes publisher entry `index` (the caller holds its liveness lock and has
@@ -290,10 +215,12 @@ pub(crate) fn attach_publisher<M: RingMemory>(m: &M, index: u32, pid: u32) -> Pu
     e.waiting.store(0, Ordering::Relaxed);
     e.pid.store(pid, Ordering::Relaxed);
     e.state.store(ENTRY_ACTIVE, Ordering::Release);
+    point("attach.pub");
     PubLocal {
         index,
         gate: 0,
         pending: None,
+        interrupts: crate::interrupt::generation(),
     }
 }
 
@@ -302,6 +229,7 @@ pub(crate) fn detach_publisher<M: RingMemory>(m: &M, p: &PubLocal) {
     let e = m.pub_entry(p.index);
     e.inflight.store(NO_SEQ, Ordering::Relaxed);
     e.pid.store(0, Ordering::Relaxed);
+    point("detach.pub");
     e.state.store(ENTRY_FREE, Ordering::Release);
 }
 
@@ -339,8 +267,8 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
     let entry = m.pub_entry(p.index);
     let mut t = data.tail.load(Ordering::Relaxed);
     // After a failed CAS `inflight` names a sequence another publisher won;
-    // never leave it there when we give up (the reaper also checks, for a
-    // death inside that window: see `claimed_by_another`).
+    // never leave it there when we give up (a death inside that window is
+    // the reaper's business: see `reclaim_publisher`).
     let give_up = |err: Error| {
         entry.inflight.store(NO_SEQ, Ordering::Relaxed);
         Err(err)
@@ -366,15 +294,26 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
                 return give_up(Error::Full);
             }
         }
-        // Record the intent before the claim (Release via the AcqRel CAS
-        // below orders it first): if we die after the CAS succeeds, the
-        // reaper finds `t` here and abandons the slot.
-        entry.inflight.store(t, Ordering::Relaxed);
+        // Record the intent before the claim: if we die after the CAS
+        // succeeds, the reaper finds `t` here and abandons the slot.
+        // SYNC POINT (intent): Release (a plain store on x86) so that a
+        // reaper reading any later value of our record also sees what we
+        // did before it, our commits included (`reclaim_publisher`); the
+        // AcqRel CAS below orders the intent before the claim.
+        entry.inflight.store(t, Ordering::Release);
+        point("claim.intent");
         match data
             .tail
             .compare_exchange_weak(t, t + 1, Ordering::AcqRel, Ordering::Relaxed)
         {
-            Ok(_) => return Ok(t),
+            Ok(_) => {
+                point("claim.cas");
+                // The claim is won: mark the record so that a reaper can
+                // tell it from a rival's stale intent for the same `t`.
+                entry.inflight.store(t | CLAIMED, Ordering::Relaxed);
+                point("claim.won");
+                return Ok(t);
+            }
             Err(now) => t = now,
         }
     }
@@ -405,11 +344,14 @@ pub(crate) fn claim<M: RingMemory>(
     );
     let space = &m.subs().space_ready;
     let mut waiter = Waiter::new(strategy, deadline);
-    waiter.wait_for(space, &e.waiting, || match try_claim(m, p) {
+    let mut seen = p.interrupts;
+    let r = waiter.wait_for(space, &e.waiting, &mut seen, || match try_claim(m, p) {
         Ok(s) => Ok(Some(s)),
         Err(Error::Full) => Ok(None),
         Err(err) => Err(err),
-    })
+    });
+    p.interrupts = seen;
+    r
 }
 
 /// Takes the slot of claimed sequence `seq` for writing: waits (bounded by
@@ -432,9 +374,9 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
             // while the previous lap is final and `seq` is ours. Other
             // publishers write other sequences; the slot's next writer
             // (`seq + cap`) waits for our final stamp; and the reaper only
-            // abandons a dead publisher's claim that no live entry holds in
-            // `inflight` (`claimed_by_another`), while we hold `seq` there
-            // from before our claim until our commit. (A CAS here was a full
+            // abandons a dead publisher's claim when no live entry names
+            // `seq` in `inflight` (`reclaim_publisher`), while we name it
+            // there from before our claim until our commit. (A CAS here was a full
             // barrier on every publish, the largest single cost the fast-path
             // ablation in docs/performance.md found.)
             //
@@ -447,6 +389,7 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
             // any byte of the new payload; pairs with the reader's Acquire
             // fence before its re-check of the stamp.
             fence(Ordering::Release);
+            point("write.begin");
             return Ok(());
         } else if stamp::seq(st) >= seq && st != 0 {
             // Only we may write `seq`, and nothing later can precede us.
@@ -515,8 +458,12 @@ fn commit_slot<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, flags: u3
     // read.
     slot.stamp
         .store(stamp::pack(seq, stamp::COMMITTED), Ordering::Release);
+    point("commit.stamp");
     let e = m.pub_entry(p.index);
+    // SYNC POINT (intent): Release, so a reaper that reads this (or any
+    // later) value of our record sees the commit above.
     e.inflight.store(NO_SEQ, Ordering::Release);
+    point("commit.clear");
     if flags == 0 {
         e.published.store(
             e.published.load(Ordering::Relaxed).wrapping_add(1),
@@ -524,6 +471,7 @@ fn commit_slot<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, flags: u3
         );
     }
     m.subs().data_ready.notify_all();
+    point("commit.notify");
 }
 
 /// Publishes a loss marker for `lost` messages lost upstream of this ring
@@ -552,6 +500,7 @@ pub(crate) fn abandon<M: RingMemory>(m: &M, p: &PubLocal, seq: u64) {
     m.slot(seq)
         .stamp
         .store(stamp::pack(seq, stamp::ABANDONED), Ordering::Release);
+    point("abandon.stamp");
     m.pub_entry(p.index)
         .inflight
         .store(NO_SEQ, Ordering::Release);
@@ -583,6 +532,7 @@ pub(crate) fn publish<M: RingMemory>(
         return Err(e);
     }
     m.write_payload(seq, msg);
+    point("write.payload");
     commit(m, p, seq, msg.len() as u32, timestamp_ns);
     Ok(seq)
 }
@@ -599,6 +549,8 @@ pub(crate) struct SubLocal {
     /// Sequences below this are history from before the join: losing them
     /// to a lap is not reported.
     pub join_tail: u64,
+    /// The interrupt generation this handle last reported.
+    pub interrupts: u32,
 }
 
 /// Takes subscriber entry `index` (the caller holds its liveness lock and
@@ -627,6 +579,7 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     e.waiting.store(0, Ordering::Relaxed);
     e.pid.store(pid, Ordering::Relaxed);
     e.state.store(ENTRY_ACTIVE, Ordering::Release);
+    point("attach.sub.entry");
     // SYNC POINT (join): entry, SeqCst fence, then tail; pairs with
     // `scan_gate` (tail, fence, then entries).
     fence(Ordering::SeqCst);
@@ -637,6 +590,7 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
         t
     };
     e.cursor.store(start, Ordering::Release);
+    point("attach.sub.start");
     if start > first && m.geometry().config.policy == Policy::Block {
         // A publisher may have seen our provisional cursor, found the ring
         // full and parked: moving the cursor forward frees space, so wake it
@@ -647,16 +601,26 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
         index,
         cursor: start,
         join_tail: t,
+        interrupts: crate::interrupt::generation(),
     }
 }
 
 /// Gives subscriber entry `index` back.
+///
+/// Three steps, so that a death between any two is repaired: the entry
+/// first *retires* (it stops gating publishers, but a reaper still looks
+/// at it), then the publishers that may be blocked on our cursor are woken,
+/// and only then is the entry free. Dying before the wake leaves a retiring
+/// entry whose lock is free: the next reap reclaims it and wakes them.
 pub(crate) fn detach_subscriber<M: RingMemory>(m: &M, s: &SubLocal) {
     let e = m.sub_entry(s.index);
     e.pid.store(0, Ordering::Relaxed);
-    e.state.store(ENTRY_FREE, Ordering::Release);
+    e.state.store(ENTRY_RETIRING, Ordering::Release);
+    point("detach.sub.retiring");
     // A publisher may be blocked on us.
     m.subs().space_ready.force_notify_all();
+    point("detach.sub.notify");
+    e.state.store(ENTRY_FREE, Ordering::Release);
 }
 
 /// A message found at the cursor, not yet consumed.
@@ -727,6 +691,7 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
                 );
                 return Err(Error::Lagged(lost));
             }
+            point("recv.peek");
             return Ok(Some(f));
         }
         if st == stamp::pack(c, stamp::ABANDONED) {
@@ -804,6 +769,7 @@ fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
 /// reports the loss).
 pub(crate) fn copy_out<M: RingMemory>(m: &M, f: &Found, buf: &mut [u8]) -> bool {
     m.read_payload(f.seq, &mut buf[..f.len]);
+    point("recv.copy");
     still_valid(m, f)
 }
 
@@ -832,9 +798,11 @@ fn advance<M: RingMemory>(m: &M, s: &mut SubLocal, to: u64) {
     // SYNC POINT (consume): Release pairs with the Acquire load in
     // `scan_gate`: our reads of the slot happen-before its reuse.
     m.sub_entry(s.index).cursor.store(to, Ordering::Release);
+    point("recv.consume");
     if m.geometry().config.policy == Policy::Block {
         m.subs().space_ready.notify_all();
     }
+    point("recv.notify");
 }
 
 /// Waits until the cursor's slot has something (message, lap or close),
@@ -849,7 +817,10 @@ pub(crate) fn wait_readable<M: RingMemory>(
     let data_ready = &m.subs().data_ready;
     let flag = &m.sub_entry(index).waiting;
     let mut waiter = Waiter::new(strategy, deadline);
-    waiter.wait_for(data_ready, flag, || peek(m, s))
+    let mut seen = s.interrupts;
+    let r = waiter.wait_for(data_ready, flag, &mut seen, || peek(m, s));
+    s.interrupts = seen;
+    r
 }
 
 // ------------------------------------------------------------------ reaping
@@ -866,108 +837,181 @@ pub(crate) enum PubReclaim {
     Retry,
 }
 
+/// How many times the reaper retries the CAS that abandons a dead claim
+/// before it returns [`PubReclaim::Retry`]: honest contention (one
+/// previous-lap writer committing) fails it at most once; a hostile process
+/// rewriting the stamp must not hold a single-threaded daemon in the loop.
+const ABANDON_ATTEMPTS: u32 = 64;
+
 /// Reclaims publisher entry `i`, whose owner is dead (the caller holds the
 /// entry's liveness lock, which proves it): finishes its claim, if any, by
-/// abandoning the slot, withdraws its wait announcement, frees the entry.
+/// abandoning the slot, wakes both sides, frees the entry.
+///
+/// # Dying at any step
+///
+/// A dead publisher's `inflight` is in one of three shapes:
+/// * `NO_SEQ`: no claim; nothing to finish.
+/// * `t | CLAIMED`: it won `t` (its CAS succeeded) and had not committed it.
+///   Nobody else can own `t`, so the slot is abandoned unless it is final.
+/// * `t` alone, an *intent*: it died between storing the intent and marking
+///   the claim won, and either won `t` or lost it to a rival. If no live
+///   (`ACTIVE`) entry names `t`, the owner is dead or done, so `t` is
+///   abandoned unless final. If a live entry names `t | CLAIMED`, that entry
+///   owns it and this record is stale: leave the slot. If a live entry names
+///   `t` alone, it is either the owner between its CAS and its mark or a
+///   loser about to move on; which is unknowable now, so return `Retry` and
+///   look again at the next reap (the entry stays retiring, its record
+///   intact). Only a rival stopped (SIGSTOP) inside those few instructions
+///   holds the reap back, and only for as long as it stays stopped.
+///
+/// Why the reaper sees the owner's record: it loads `tail > t` with
+/// Acquire, and `tail` moves only by RMW, so that load synchronizes with the
+/// owner's claiming CAS, before which the owner stored its intent `t`. Every
+/// later value of the owner's record (`t | CLAIMED`, then `NO_SEQ` after the
+/// commit, then later intents) is either `t` still or a Release store made
+/// after the commit, which then makes the committed stamp visible to the
+/// stamp load below, so a finished claim is never abandoned.
+///
+/// The entry first *retires* so that two dead publishers whose records name
+/// the same `t` do not hold each other back: a retiring entry is nobody's
+/// rival. Whatever the reaper did, it then wakes both sides: a publisher
+/// killed after its commit but before its notify, or a reaper killed before
+/// its own, would otherwise leave a waiter asleep beside a readable slot.
+/// The wakes are unconditional (a reap is rare: two system calls).
 pub(crate) fn reclaim_publisher<M: RingMemory>(m: &M, i: u32) -> PubReclaim {
     let e = m.pub_entry(i);
     if e.state.load(Ordering::Acquire) == ENTRY_FREE {
         return PubReclaim::Free;
     }
-    let cap = m.geometry().capacity();
-    let seq = e.inflight.load(Ordering::Acquire);
+    e.state.store(ENTRY_RETIRING, Ordering::Release);
+    point("reap.retiring");
     let mut abandoned = false;
-    if seq != NO_SEQ
-        && seq < m.data().tail.load(Ordering::Acquire)
-        && !claimed_by_another(m, i, seq)
-    {
-        let slot = m.slot(seq);
-        loop {
-            let st = slot.stamp.load(Ordering::Acquire);
-            let prev_final = if seq < cap {
-                st == 0
-            } else {
-                stamp::seq(st) == seq - cap
-                    && matches!(stamp::state(st), stamp::COMMITTED | stamp::ABANDONED)
-            };
-            if st == stamp::pack(seq, stamp::WRITING) || prev_final {
-                // The claim is ours to finish. CAS so that a concurrent
-                // change (a previous-lap writer committing) is not clobbered.
-                if slot
-                    .stamp
-                    .compare_exchange(
-                        st,
-                        stamp::pack(seq, stamp::ABANDONED),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    abandoned = true;
-                    break;
+    let record = e.inflight.load(Ordering::Acquire);
+    if record != NO_SEQ {
+        let won = record & CLAIMED != 0;
+        let seq = record & !CLAIMED;
+        if seq < m.data().tail.load(Ordering::Acquire) {
+            let ours = won
+                || match live_rival_naming(m, i, seq) {
+                    None => true,
+                    Some(true) => false, // the rival won it; our intent is stale
+                    Some(false) => return PubReclaim::Retry,
+                };
+            if ours {
+                match abandon_dead_claim(m, seq) {
+                    Some(a) => abandoned = a,
+                    None => return PubReclaim::Retry,
                 }
-                continue;
             }
-            if stamp::seq(st) >= seq {
-                break; // committed before death, or already moved on
-            }
-            return PubReclaim::Retry;
         }
     }
+    point("reap.abandon");
     if e.waiting.load(Ordering::Relaxed) != 0 {
-        m.subs().space_ready.cancel_dead();
         e.waiting.store(0, Ordering::Relaxed);
     }
-    e.inflight.store(NO_SEQ, Ordering::Relaxed);
-    e.pid.store(0, Ordering::Relaxed);
-    e.state.store(ENTRY_FREE, Ordering::Release);
     m.data().reaped_publishers.fetch_add(1, Ordering::Relaxed);
     if abandoned {
         m.data().abandoned.fetch_add(1, Ordering::Relaxed);
-        m.subs().data_ready.force_notify_all();
     }
+    wake_both_sides(m);
+    point("reap.wake");
+    e.inflight.store(NO_SEQ, Ordering::Relaxed);
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+    point("reap.free");
     PubReclaim::Reclaimed { abandoned }
 }
 
-/// Whether an active publisher other than `i` holds `seq` in `inflight`.
-///
-/// A publisher records `inflight = t` before its CAS on `tail`; if the CAS
-/// fails, `t` went to someone else, and a publisher killed before it clears
-/// the record leaves a stale `t` behind. The winner of `t` recorded it too,
-/// and keeps it until its commit or abandon, so finding it there means the
-/// dead entry's record is stale and its slot must not be touched.
-///
-/// Ordering: the caller loaded `tail > seq` with Acquire; `tail` only moves
-/// by RMW, so that load synchronizes with the winner's CAS, after which its
-/// `inflight = seq` store is visible (or a later one, made after its commit,
-/// whose Release makes the committed stamp visible to the caller's stamp
-/// load: then the caller finds the slot final and leaves it).
-fn claimed_by_another<M: RingMemory>(m: &M, i: u32, seq: u64) -> bool {
-    (0..m.geometry().config.max_publishers).any(|j| {
+/// Abandons the slot of `seq`, claimed by a dead publisher, unless it is
+/// final already. `Some(true)`: abandoned now; `Some(false)`: it was final
+/// (committed or abandoned before the death, or by another reaper); `None`:
+/// a live writer of the previous lap still holds the slot, or the stamp kept
+/// changing under the CAS (retry later).
+fn abandon_dead_claim<M: RingMemory>(m: &M, seq: u64) -> Option<bool> {
+    let cap = m.geometry().capacity();
+    let slot = m.slot(seq);
+    for _ in 0..ABANDON_ATTEMPTS {
+        let st = slot.stamp.load(Ordering::Acquire);
+        let prev_final = if seq < cap {
+            st == 0
+        } else {
+            stamp::seq(st) == seq - cap
+                && matches!(stamp::state(st), stamp::COMMITTED | stamp::ABANDONED)
+        };
+        if st == stamp::pack(seq, stamp::WRITING) || prev_final {
+            // The claim is ours to finish. CAS so that a concurrent change
+            // (a previous-lap writer committing) is not clobbered.
+            if slot
+                .stamp
+                .compare_exchange(
+                    st,
+                    stamp::pack(seq, stamp::ABANDONED),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                return Some(true);
+            }
+            continue;
+        }
+        if stamp::seq(st) >= seq {
+            return Some(false); // committed before death, or already moved on
+        }
+        return None;
+    }
+    None
+}
+
+/// Whether an *active* publisher other than `i` names `seq` in `inflight`:
+/// `Some(true)` as a won claim, `Some(false)` as an intent only, `None` if
+/// none does. Retiring entries (dead, being reaped) do not count.
+fn live_rival_naming<M: RingMemory>(m: &M, i: u32, seq: u64) -> Option<bool> {
+    let mut found = None;
+    for j in 0..m.geometry().config.max_publishers {
         let e = m.pub_entry(j);
-        j != i
-            && e.state.load(Ordering::Acquire) == ENTRY_ACTIVE
-            && e.inflight.load(Ordering::Acquire) == seq
-    })
+        if j == i || e.state.load(Ordering::Acquire) != ENTRY_ACTIVE {
+            continue;
+        }
+        let r = e.inflight.load(Ordering::Acquire);
+        if r != NO_SEQ && r & !CLAIMED == seq {
+            if r & CLAIMED != 0 {
+                return Some(true);
+            }
+            found = Some(false);
+        }
+    }
+    found
+}
+
+/// Wakes every waiter on both event counts (after a reap).
+fn wake_both_sides<M: RingMemory>(m: &M) {
+    m.subs().data_ready.force_notify_all();
+    m.subs().space_ready.force_notify_all();
 }
 
 /// Reclaims subscriber entry `i`, whose owner is dead (the caller holds its
 /// liveness lock): its cursor stops gating publishers. Returns whether the
-/// entry was in use.
+/// entry was in use (active, or retiring: its owner died mid-detach).
+/// Wakes both sides whatever it found, for the reasons given at
+/// [`reclaim_publisher`].
 pub(crate) fn reclaim_subscriber<M: RingMemory>(m: &M, i: u32) -> bool {
     let e = m.sub_entry(i);
     if e.state.load(Ordering::Acquire) == ENTRY_FREE {
         return false;
     }
+    e.state.store(ENTRY_RETIRING, Ordering::Release);
+    point("reap.retiring");
     if e.waiting.load(Ordering::Relaxed) != 0 {
-        m.subs().data_ready.cancel_dead();
         e.waiting.store(0, Ordering::Relaxed);
     }
-    e.pid.store(0, Ordering::Relaxed);
-    e.state.store(ENTRY_FREE, Ordering::Release);
     m.subs().reaped_subscribers.fetch_add(1, Ordering::Relaxed);
     // Publishers blocked on the dead cursor may go on.
-    m.subs().space_ready.force_notify_all();
+    wake_both_sides(m);
+    point("reap.wake");
+    e.pid.store(0, Ordering::Relaxed);
+    e.state.store(ENTRY_FREE, Ordering::Release);
+    point("reap.free");
     true
 }
 

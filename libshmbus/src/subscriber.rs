@@ -386,7 +386,6 @@ pub fn wait_any(subs: &[&Subscriber], timeout: Option<Duration>) -> Result<()> {
         s.t.sub_entry(s.local.index)
             .waiting
             .store(0, Ordering::Relaxed);
-        s.t.subs().data_ready.cancel();
     }
     match outcome {
         WaitOutcome::Woken => Ok(()),

@@ -429,10 +429,7 @@ impl MappedService {
                 self.client(c).reply_ready.notify_all();
             }
         }
-        if e.waiting.load(Ordering::Relaxed) != 0 {
-            sh.request_ready.cancel_dead();
-            e.waiting.store(0, Ordering::Relaxed);
-        }
+        e.waiting.store(0, Ordering::Relaxed);
         e.pid.store(0, Ordering::Relaxed);
         e.state.store(ENTRY_FREE, Ordering::Release);
         let _ = sh
@@ -474,14 +471,7 @@ impl MappedService {
                     .compare_exchange(now, 0, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
-        if e.waiting.load(Ordering::Relaxed) != 0 {
-            if e.waiting_on.load(Ordering::Relaxed) == 0 {
-                e.reply_ready.cancel_dead();
-            } else {
-                sh.space_ready.cancel_dead();
-            }
-            e.waiting.store(0, Ordering::Relaxed);
-        }
+        e.waiting.store(0, Ordering::Relaxed);
         // Its counts join those of the clients gone before it; the entry
         // starts from zero for its next owner.
         let sc = self.counters();

@@ -16,11 +16,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
-use crate::ring::{spin_round, spins_now, WaitStrategy};
-use crate::sync::{AtomicU32, Ordering};
-
-/// How often a waiter checks on the process it depends on.
-pub const TICK: Duration = Duration::from_millis(100);
+use crate::sync::AtomicU32;
+pub use crate::wait::TICK;
+use crate::wait::{park, spin_round, spins_now, Parked, WaitStrategy};
 
 /// How long a service operation may wait.
 ///
@@ -89,6 +87,7 @@ pub(crate) fn wait_for<T>(
     if *limit == Limit::Now {
         return Err(Error::Timeout);
     }
+    let seen = crate::interrupt::generation();
     // The clock is read lazily (a vDSO read costs tens of nanoseconds on a
     // VM, as much as the rest of a call's bookkeeping): not at all if a
     // spin succeeds within its first polls, then every POLLS_PER_CLOCK polls
@@ -129,27 +128,15 @@ pub(crate) fn wait_for<T>(
         } else {
             left
         };
-        // Announce, re-check, sleep: see `EventCount` for why no wake-up is
-        // lost; the flag lets a reclaimer withdraw us if we die asleep.
-        let key = ec.prepare();
-        flag.store(1, Ordering::Relaxed);
-        let outcome = match poll() {
-            Ok(Some(v)) => Some(Ok(v)),
-            Err(e) => Some(Err(e)),
-            Ok(None) => None,
-        };
-        let woke = if outcome.is_none() {
-            ec.wait(key, nap)
-        } else {
-            WaitOutcome::Woken
-        };
-        flag.store(0, Ordering::Relaxed);
-        ec.cancel();
-        if let Some(result) = outcome {
-            return result;
-        }
-        if woke == WaitOutcome::Interrupted {
+        // Announce, re-check, sleep (`crate::wait::park`); an interrupt
+        // since the wait began ends it.
+        if crate::interrupt::generation() != seen {
             return Err(Error::Interrupted);
+        }
+        match park(ec, flag, seen, nap, &mut poll) {
+            Parked::Ready(result) => return result,
+            Parked::Slept(WaitOutcome::Interrupted) => return Err(Error::Interrupted),
+            Parked::Slept(_) => {}
         }
         if let Some(v) = poll()? {
             return Ok(v);
