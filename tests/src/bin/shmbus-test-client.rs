@@ -12,6 +12,12 @@
 //! shmbus-test-client hold-loan BUS TOPIC          loan a slot, print "loaned SEQ", never commit
 //! shmbus-test-client idle-sub  BUS TOPIC          attach, print "ready", never read
 //! shmbus-test-client pub-until-closed BUS TOPIC ID publish until the topic closes
+//! shmbus-test-client victim-pub BUS TOPIC ID COUNT
+//!                                                  as `pub`, and drops a loan before every
+//!                                                  4th message (the abandon path): the crash-
+//!                                                  point driver's dying publisher
+//! shmbus-test-client victim-sub BUS TOPIC COUNT    read COUNT messages (parking when idle),
+//!                                                  then detach and print "read COUNT"
 //! shmbus-test-client sub-until-closed BUS TOPIC STRICT
 //!                                                  read until the topic closes, print a JSON
 //!                                                  summary; STRICT=1 also flags any gap in a
@@ -50,6 +56,8 @@ fn main() {
         "idle-sub" => idle_sub(arg(1), arg(2)),
         "pub-until-closed" => publish_until_closed(arg(1), arg(2), num(3) as u32),
         "sub-until-closed" => subscribe_until_closed(arg(1), arg(2), num(3) != 0),
+        "victim-pub" => victim_publish(arg(1), arg(2), num(3) as u32, num(4)),
+        "victim-sub" => victim_subscribe(arg(1), arg(2), num(3)),
         other => {
             eprintln!("shmbus-test-client: unknown mode `{other}`");
             std::process::exit(2)
@@ -281,5 +289,52 @@ fn subscribe_until_closed(bus: &str, topic: &str, strict: bool) -> shmbus::Resul
         }
     }
     print_summary(&sum, Some(start), s.next_seq(), s.skipped());
+    Ok(())
+}
+
+fn victim_publish(bus: &str, topic: &str, id: u32, count: u64) -> shmbus::Result<()> {
+    let mut p = Publisher::attach(bus, topic)?;
+    let max = p.max_msg_size().min(512);
+    let mut buf = vec![0u8; max];
+    say("ready");
+    let patience = Duration::from_secs(60);
+    for k in 0..count {
+        if k % 4 == 3 {
+            drop(p.loan_timeout(8, patience)?); // abandoned: subscribers skip it
+        }
+        let len = payload_len(id, k, max);
+        fill(id, k, &mut buf[..len]);
+        if k % 2 == 0 {
+            p.send_timeout(&buf[..len], patience)?;
+        } else {
+            let mut loan = p.loan_timeout(len, patience)?;
+            loan.copy_from_slice(&buf[..len]);
+            loan.commit();
+        }
+    }
+    say(&format!("published {count}"));
+    Ok(())
+}
+
+fn victim_subscribe(bus: &str, topic: &str, count: u64) -> shmbus::Result<()> {
+    let mut s = Subscriber::attach(
+        bus,
+        topic,
+        SubscribeOptions {
+            wait: shmbus::WaitStrategy::Park,
+            ..SubscribeOptions::default()
+        },
+    )?;
+    say("ready");
+    let mut read = 0;
+    while read < count {
+        match s.recv_timeout(Duration::from_secs(120)) {
+            Ok(_) => read += 1,
+            Err(Error::Lagged(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(s);
+    say(&format!("read {read}"));
     Ok(())
 }

@@ -1,0 +1,391 @@
+//! The crash-point driver: kills real processes at **every** named step of
+//! the protocol (`shmbus::CRASH_POINTS`, the `crash-points` feature), not at
+//! a few chosen ones, with a real daemon and real witnesses, and checks what
+//! the survivors see:
+//!
+//! * no waiter is stuck: the witness publisher finishes and the witness
+//!   subscriber drains (a wedge leaves one of them waiting, and the test
+//!   fails at its stall bound, which only a hang reaches);
+//! * no publisher stays blocked while the ring has room (the witness
+//!   publisher on a small `block` ring has to get past the victim's cursor);
+//! * every sequence number is accounted for exactly: delivered or skipped
+//!   (abandoned), never lost on a `block` topic, and every message of the
+//!   witness publisher delivered;
+//! * nothing is torn, duplicated or out of order (the witness subscriber
+//!   recomputes every byte; strict mode flags any gap in a publisher's
+//!   indices);
+//! * the topic works afterwards (the witness publisher's messages after the
+//!   death arrive).
+//!
+//! Each test prints its table (point × hit × outcome). The victims are
+//! `shmbus-test-client` processes (and, for the reaper's points, the daemon)
+//! started with `SHMBUS_CRASH_AT=<point>:<n>`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use shmbus_tests::{bin, line_channel, process_state, signal, wait_until, TestBus, TestClient};
+
+/// Bound on anything that should take well under a second; reached only
+/// by a hang.
+const STALL: Duration = Duration::from_secs(60);
+/// Messages of the witness publisher.
+const WITNESS: u64 = 200;
+/// Messages the victim publisher tries to send.
+const VICTIM_PUB: u64 = 60;
+/// Messages the victim subscriber reads before it detaches.
+const VICTIM_SUB: u64 = 40;
+
+/// A victim process with its crash plan.
+fn victim(args: &[&str], plan: &str) -> (Child, Receiver<String>) {
+    let mut child = Command::new(bin("shmbus-test-client"))
+        .args(args)
+        .env("SHMBUS_CRASH_AT", plan)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn victim");
+    let lines = line_channel(child.stdout.take().expect("stdout"));
+    (child, lines)
+}
+
+/// Waits for the victim to end: `true` if the crash point killed it.
+fn victim_died(child: &mut Child) -> bool {
+    let status = shmbus_tests::wait_exit(child, STALL);
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(9) => true,
+        None if status.success() => false,
+        _ => panic!("victim ended with {status}"),
+    }
+}
+
+fn cli_ok(bus: &TestBus, args: &[&str]) {
+    let out = bus.cli().args(args).output().expect("run shmbus");
+    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
+}
+
+/// What the witness subscriber saw, checked for exact accounting.
+struct Seen {
+    delivered: u64,
+    skipped: u64,
+    victim_msgs: u64,
+    rival_msgs: u64,
+}
+
+/// Closes the topic (the witness subscriber drains and ends) and checks its
+/// summary: no errors, no loss, every sequence accounted for, every
+/// witness message delivered.
+fn close_and_check(bus: &TestBus, topic: &str, witness_sub: TestClient) -> Result<Seen, String> {
+    cli_ok(bus, &["rm", topic]);
+    let line = witness_sub.finish();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("summary `{line}`: {e}"))?;
+    let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    let errors = v["errors"].as_array().map_or(0, Vec::len);
+    if errors != 0 {
+        return Err(format!("torn, duplicate or out of order: {}", v["errors"]));
+    }
+    if n("lost") != 0 {
+        return Err(format!("{} lost on a block topic", n("lost")));
+    }
+    let span = n("next_seq") - n("start");
+    if n("delivered") + n("skipped") != span {
+        return Err(format!(
+            "accounting: delivered {} + skipped {} != {span} sequences",
+            n("delivered"),
+            n("skipped")
+        ));
+    }
+    let w = &v["per_pub"]["1"];
+    if w[0].as_u64() != Some(WITNESS) {
+        return Err(format!("witness delivered {w} of {WITNESS}"));
+    }
+    Ok(Seen {
+        delivered: n("delivered"),
+        skipped: n("skipped"),
+        victim_msgs: v["per_pub"]["0"][0].as_u64().unwrap_or(0),
+        rival_msgs: v["per_pub"]["2"][0].as_u64().unwrap_or(0),
+    })
+}
+
+/// A bus with a daemon and a small `block` topic `t` with a witness
+/// subscriber attached.
+fn setup(tag: &str) -> (TestBus, TestClient) {
+    let mut bus = TestBus::new(tag);
+    bus.start_daemon();
+    cli_ok(
+        &bus,
+        &["create", "t", "--capacity", "8", "--policy", "block"],
+    );
+    let sub = TestClient::ready(&["sub-until-closed", &bus.name, "t", "1"]);
+    (bus, sub)
+}
+
+/// One row of a table.
+struct Row {
+    point: String,
+    n: u32,
+    outcome: String,
+    ok: bool,
+}
+
+fn print_and_assert(title: &str, rows: &[Row]) {
+    println!("\n{title}\n{:<22} {:>3}  outcome", "crash point", "hit");
+    for r in rows {
+        println!(
+            "{:<22} {:>3}  {}{}",
+            r.point,
+            r.n,
+            if r.ok { "" } else { "FAIL: " },
+            r.outcome
+        );
+    }
+    let failed: Vec<_> = rows.iter().filter(|r| !r.ok).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} runs failed (table above)",
+        failed.len(),
+        rows.len()
+    );
+}
+
+/// Which role passes each point: a test per role, so all points are run.
+fn points_of(role: &str) -> Vec<&'static str> {
+    shmbus::CRASH_POINTS
+        .iter()
+        .copied()
+        .filter(|p| role_of(p) == role)
+        .collect()
+}
+
+fn role_of(point: &str) -> &'static str {
+    match point.split('.').next() {
+        Some("claim" | "write" | "commit" | "abandon") => "publisher",
+        Some("attach" | "detach") if point.ends_with(".pub") => "publisher",
+        Some("recv" | "park" | "attach" | "detach") => "subscriber",
+        Some("reap") => "reaper",
+        _ => panic!("crash point `{point}` has no role in the driver: add it"),
+    }
+}
+
+#[test]
+fn every_crash_point_has_a_role() {
+    for p in shmbus::CRASH_POINTS {
+        role_of(p);
+    }
+}
+
+/// A publisher killed at every publisher point (several hits each) beside a
+/// live witness publisher.
+#[test]
+fn a_publisher_killed_at_every_point_wedges_nothing_and_loses_nothing() {
+    let mut rows = Vec::new();
+    for point in points_of("publisher") {
+        for n in [1u32, 2, 7, 30] {
+            let (bus, wsub) = setup("crashpub");
+            let (mut v, _vl) = victim(
+                &["victim-pub", &bus.name, "t", "0", &VICTIM_PUB.to_string()],
+                &format!("{point}:{n}"),
+            );
+            let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
+            let published = wpub.finish();
+            let died = victim_died(&mut v);
+            let r = if published != format!("published {WITNESS}") {
+                Err(format!("witness publisher: {published}"))
+            } else {
+                close_and_check(&bus, "t", wsub)
+            };
+            let (ok, outcome) = match r {
+                Ok(seen) => (
+                    true,
+                    format!(
+                        "{}; {} delivered ({} of the victim), {} skipped",
+                        if died { "killed" } else { "lived (fewer hits)" },
+                        seen.delivered,
+                        seen.victim_msgs,
+                        seen.skipped
+                    ),
+                ),
+                Err(e) => (false, e),
+            };
+            rows.push(Row {
+                point: point.to_string(),
+                n,
+                outcome,
+                ok,
+            });
+        }
+    }
+    print_and_assert("publisher killed at each point", &rows);
+}
+
+/// A subscriber killed at every subscriber point, while a witness publisher
+/// on an 8-slot `block` ring depends on its cursor.
+#[test]
+fn a_subscriber_killed_at_every_point_never_holds_a_publisher() {
+    let mut rows = Vec::new();
+    for point in points_of("subscriber") {
+        for n in [1u32, 2, 17] {
+            let (bus, wsub) = setup("crashsub");
+            let (mut v, vl) = victim(
+                &["victim-sub", &bus.name, "t", &VICTIM_SUB.to_string()],
+                &format!("{point}:{n}"),
+            );
+            // Attached (or dead trying) before the publisher starts.
+            let _ = vl.recv_timeout(STALL);
+            let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
+            let published = wpub.finish();
+            let died = victim_died(&mut v);
+            let r = if published != format!("published {WITNESS}") {
+                Err(format!("witness publisher: {published}"))
+            } else {
+                close_and_check(&bus, "t", wsub)
+            };
+            let (ok, outcome) = match r {
+                Ok(seen) => (
+                    true,
+                    format!(
+                        "{}; witness publisher done, {} delivered",
+                        if died { "killed" } else { "lived (fewer hits)" },
+                        seen.delivered
+                    ),
+                ),
+                Err(e) => (false, e),
+            };
+            rows.push(Row {
+                point: point.to_string(),
+                n,
+                outcome,
+                ok,
+            });
+        }
+    }
+    print_and_assert("subscriber killed at each point", &rows);
+}
+
+/// The daemon killed at every step of its reaper while it reclaims a
+/// publisher that died holding a claim; a restarted daemon finishes the
+/// job and the topic works.
+#[test]
+fn the_daemon_killed_at_every_reaper_point_is_repaired_by_the_next() {
+    let mut rows = Vec::new();
+    for point in points_of("reaper") {
+        let mut bus = TestBus::new("crashreap");
+        let mut cmd = bus.daemon_command();
+        let mut daemon = cmd
+            .env("SHMBUS_CRASH_AT", format!("{point}:1"))
+            .spawn()
+            .expect("spawn shmbusd");
+        let sock = shmbus::names::socket_path(&bus.runtime_dir, &bus.name);
+        assert!(wait_until(STALL, || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        }));
+        cli_ok(
+            &bus,
+            &["create", "t", "--capacity", "8", "--policy", "block"],
+        );
+        let wsub = TestClient::ready(&["sub-until-closed", &bus.name, "t", "1"]);
+        let holder = TestClient::spawn(&["hold-loan", &bus.name, "t"]);
+        assert_eq!(holder.line(), "loaned 0");
+        drop(holder); // SIGKILL: the daemon reaps it, and dies at `point`
+        let died = victim_died(&mut daemon);
+        bus.start_daemon(); // adopts the topic and reaps again
+        let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
+        let published = wpub.finish();
+        let r = if published != format!("published {WITNESS}") {
+            Err(format!("witness publisher: {published}"))
+        } else {
+            close_and_check(&bus, "t", wsub)
+        };
+        let (ok, outcome) = match r {
+            Ok(seen) if died && seen.skipped == 1 => (
+                true,
+                format!(
+                    "daemon killed; restarted daemon reaped; {} delivered, dead claim skipped",
+                    seen.delivered
+                ),
+            ),
+            Ok(seen) => (
+                false,
+                format!("daemon died: {died}, skipped {} (want 1)", seen.skipped),
+            ),
+            Err(e) => (false, e),
+        };
+        rows.push(Row {
+            point: point.to_string(),
+            n: 1,
+            outcome,
+            ok,
+        });
+    }
+    print_and_assert("daemon killed at each reaper point", &rows);
+}
+
+/// Finding 1 with real processes: a rival publisher SIGSTOPped right after
+/// storing its intent for sequence t (before its CAS), and a publisher that
+/// wins t and is killed. Killed after marking its claim won, the reaper
+/// abandons t at once and the topic goes on while the rival is still
+/// stopped. Killed between its CAS and the mark (the one ambiguous window),
+/// the reaper waits for the rival to move on, and the topic goes on as soon
+/// as the rival is continued: a stopped process can delay, never wedge.
+#[test]
+fn a_rival_paused_at_its_worst_moment_does_not_wedge_the_topic() {
+    let mut rows = Vec::new();
+    for (point, goes_on_while_stopped) in [("claim.won", true), ("claim.cas", false)] {
+        let (bus, wsub) = setup("crashrival");
+        let (mut rival, _rl) = victim(
+            &["victim-pub", &bus.name, "t", "2", "5"],
+            "claim.intent:1:stop",
+        );
+        let rival_pid = rival.id();
+        assert!(
+            wait_until(STALL, || process_state(rival_pid) == 'T'),
+            "rival did not stop"
+        );
+        let (mut v, _vl) = victim(
+            &["victim-pub", &bus.name, "t", "0", "5"],
+            &format!("{point}:1"),
+        );
+        assert!(victim_died(&mut v), "{point} is on every publish");
+        let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
+        let mut outcome = String::new();
+        let mut ok = true;
+        if goes_on_while_stopped {
+            let published = wpub.finish();
+            ok &= published == format!("published {WITNESS}");
+            outcome += "witness done while the rival was stopped; ";
+            signal(&rival, Signal::SIGCONT);
+        } else {
+            // The witness may or may not get its first message through
+            // before the rival continues; it must finish after.
+            std::thread::sleep(Duration::from_millis(500));
+            signal(&rival, Signal::SIGCONT);
+            let published = wpub.finish();
+            ok &= published == format!("published {WITNESS}");
+            outcome += "witness done after SIGCONT; ";
+        }
+        ok &= !victim_died(&mut rival);
+        match close_and_check(&bus, "t", wsub) {
+            Ok(seen) => {
+                ok &= seen.rival_msgs == 5;
+                outcome += &format!(
+                    "{} delivered, {} skipped, {} of the rival's 5 delivered",
+                    seen.delivered, seen.skipped, seen.rival_msgs
+                )
+            }
+            Err(e) => {
+                ok = false;
+                outcome += &e;
+            }
+        }
+        rows.push(Row {
+            point: format!("{point} + rival"),
+            n: 1,
+            outcome,
+            ok,
+        });
+    }
+    print_and_assert("rival stopped at claim.intent, victim killed", &rows);
+}
