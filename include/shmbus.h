@@ -307,7 +307,8 @@ typedef struct {
  * A received message.
  *
  * `data` points to `len` bytes owned by the library: in the subscriber's
- * buffer (`recv`) or in shared memory (`recv_ref`). They stay readable
+ * buffer (`recv`, and `recv_ref` on `drop-oldest` topics) or in shared
+ * memory (`recv_ref` on `block` topics). They stay readable
  * until the next receive on the same subscriber, its
  * `shmbus_subscriber_release` or its close. On failure `data` is NULL and
  * `len` 0; on `SHMBUS_ERR_LAGGED`, `lost` tells how many messages were
@@ -773,15 +774,17 @@ shmbus_error_t shmbus_subscriber_recv_timeout(shmbus_subscriber_t *subscriber,
                                               shmbus_message_t *message);
 
 /**
- * Receives the next message in place (zero copy): `message->data` points
- * into shared memory. The message is consumed by the next receive,
- * `shmbus_subscriber_release` or close.
+ * Receives the next message and holds it until it is consumed by the next
+ * receive, `shmbus_subscriber_release` or close.
  *
- * On a `block` topic the bytes cannot change while held (publishers wait
- * for this subscriber). On a `drop-oldest` topic a publisher may overwrite
- * them meanwhile: read them, then call `shmbus_subscriber_is_valid`; if
- * it says false, what you read may be torn, and the next receive reports
- * the loss as `SHMBUS_ERR_LAGGED`.
+ * On a `block` topic `message->data` points into shared memory (zero
+ * copy), and the bytes cannot change while held (publishers wait for this
+ * subscriber); `shmbus_subscriber_is_valid` is true unless a process broke
+ * the protocol. On a `drop-oldest` topic, where a publisher may overwrite
+ * the slot at any time, `message->data` points to a copy in the
+ * subscriber's own buffer, checked whole before it is returned (a message
+ * overwritten while copied is reported as `SHMBUS_ERR_LAGGED` instead);
+ * `shmbus_subscriber_is_valid` is then always true.
  *
  * Errors: as `shmbus_subscriber_recv`.
  *
@@ -814,9 +817,11 @@ shmbus_error_t shmbus_subscriber_recv_ref_timeout(shmbus_subscriber_t *subscribe
                                                   shmbus_message_t *message);
 
 /**
- * Stores in `*valid` whether the message held in place still holds what
- * was received (always true on `block` topics). Call it after reading the
- * bytes.
+ * Stores in `*valid` whether the message held (`recv_ref`) is whole: on a
+ * `block` topic, whether its slot still holds what was received (true
+ * unless a process broke the protocol; call it after reading the bytes);
+ * on a `drop-oldest` topic always true (the held bytes are a copy that was
+ * checked whole).
  *
  * Errors: `SHMBUS_ERR_INVALID_ARGUMENT`, `SHMBUS_ERR_BAD_STATE` (no
  * message is held in place), `SHMBUS_ERR_BUSY`.

@@ -234,8 +234,9 @@ public:
     std::optional<message> recv_for(std::chrono::nanoseconds timeout) {
         return take(shmbus_subscriber_recv_timeout(h_, detail::nanos(timeout), &m_));
     }
-    /// The next message read in place (zero copy), waiting for it; check
-    /// is_valid() after reading it on drop-oldest topics.
+    /// The next message, held until the next receive: read in place (zero
+    /// copy) on block topics, where is_valid() checks it after reading; a
+    /// copy checked whole on drop-oldest topics.
     message recv_ref() { return take(shmbus_subscriber_recv_ref(h_, &m_)).value(); }
     /// Whether the message read in place still holds what was received.
     bool is_valid() const {

@@ -111,8 +111,10 @@ int main(int argc, char **argv) {
             fputc('\n', stdout);
             fflush(stdout);
             if (in_place) {
-                /* On drop-oldest topics the slot may have been overwritten
-                 * while we read it: then what was printed may be torn. */
+                /* Read in place on block topics: only a process breaking
+                 * the protocol could overwrite the slot while we read it,
+                 * and this says so. (On drop-oldest topics the library
+                 * hands out a copy checked whole: always valid.) */
                 bool valid = true;
                 shmbus_subscriber_is_valid(sub, &valid);
                 if (!valid) fprintf(stderr, "subscriber: #%llu was overwritten while read\n",

@@ -43,6 +43,7 @@ pub mod futex;
 mod interrupt;
 pub mod layout;
 pub mod names;
+pub(crate) mod racy;
 pub(crate) mod ring;
 pub mod semaphore;
 pub mod service;
@@ -69,17 +70,17 @@ pub mod topic;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub use error::{Error, Result};
-pub use eventcount::EventCount;
-pub use layout::{Policy, TopicConfig};
-pub use interrupt::interrupt;
 /// Every named crash point (test builds with the `crash-points` feature).
 #[cfg(feature = "crash-points")]
 pub use crash::POINTS as CRASH_POINTS;
-pub use wait::WaitStrategy;
+pub use error::{Error, Result};
+pub use eventcount::EventCount;
+pub use interrupt::interrupt;
+pub use layout::{Policy, TopicConfig};
 pub use semaphore::Semaphore;
 #[cfg(not(loom))]
 pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
+pub use wait::WaitStrategy;
 
 #[cfg(not(loom))]
 pub use bus::{Bus, BusOptions, TopicInfo};

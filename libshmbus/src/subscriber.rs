@@ -33,15 +33,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The receive path allocates nothing (messages are copied into a buffer
-//! made at attach time, or read in place through [`MessageGuard`]) and makes
-//! no system call unless it has to sleep.
+//! The receive path allocates nothing and makes no system call unless it
+//! has to sleep. `recv` copies each message into a private buffer made at
+//! attach time. `recv_ref` gives a [`MessageGuard`]: on `block` topics it
+//! reads the message in place in shared memory (publishers wait for this
+//! subscriber before reusing the slot); on `drop-oldest` topics, where a
+//! publisher may overwrite the slot at any time, the guard holds a copy in
+//! that same private buffer, checked whole before the guard is handed out.
+//! Bytes that another process may be writing are only ever read with atomic
+//! loads, never through a `&[u8]`.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::futex::WaitOutcome;
-use crate::layout::{Geometry, TopicConfig};
+use crate::layout::{Geometry, Policy, TopicConfig};
 use crate::liveness;
 use crate::ring::{self, Deadline, Found, RingMemory, SubLocal, WaitStrategy};
 use crate::sync::Ordering;
@@ -192,7 +198,13 @@ impl Subscriber {
         ring::wait_readable(&self.t, &mut self.local, self.strategy, deadline)
     }
 
-    /// Receives the next message in place (zero copy), waiting for it.
+    /// Receives the next message through a [`MessageGuard`], waiting for
+    /// it. On `block` topics the guard reads the message in place in shared
+    /// memory (zero copy). On `drop-oldest` topics it holds a private copy
+    /// (the copy `recv` makes, into the same buffer), checked whole against
+    /// the slot's stamp before it is returned: a message overwritten while
+    /// copied is not returned, and the receive reports the loss as
+    /// `Err(Lagged(n))` instead, as `recv` does.
     pub fn recv_ref(&mut self) -> Result<MessageGuard<'_>> {
         self.recv_ref_with(Deadline::Never)
     }
@@ -212,12 +224,34 @@ impl Subscriber {
     }
 
     fn recv_ref_with(&mut self, deadline: Deadline) -> Result<MessageGuard<'_>> {
-        let found = self.wait_found(deadline)?;
-        Ok(MessageGuard {
-            sub: self,
-            found,
-            confirmed: std::cell::Cell::new(false),
-        })
+        if self.t.geometry().config.policy == Policy::Block {
+            // In place: publishers wait for this subscriber before they
+            // reuse the slot (see `MessageGuard::data`).
+            let found = self.wait_found(deadline)?;
+            return Ok(MessageGuard {
+                sub: self,
+                found,
+                copied: false,
+                confirmed: std::cell::Cell::new(false),
+            });
+        }
+        // drop-oldest: a publisher may overwrite the slot at any time, so
+        // the bytes are never exposed in place. Copy them (atomically) into
+        // the private buffer and check the copy whole, as `recv_with` does.
+        loop {
+            let found = self.wait_found(deadline)?;
+            if ring::copy_out(&self.t, &found, &mut self.buf) {
+                return Ok(MessageGuard {
+                    sub: self,
+                    found,
+                    copied: true,
+                    // Whole: delivered, whatever happens to the slot now.
+                    confirmed: std::cell::Cell::new(true),
+                });
+            }
+            // Overwritten while we copied: the next look reports the lap
+            // (`Err(Lagged(n))`, counting this message among the lost).
+        }
     }
 
     /// An iterator of owned messages (allocates one `Vec` per message; use
@@ -255,21 +289,38 @@ fn deadline_after(t: Duration) -> Deadline {
         .map_or(Deadline::Never, Deadline::At)
 }
 
-/// A message read in place. On `block` topics the bytes cannot change while
-/// the guard lives (publishers wait for this subscriber). On `drop-oldest`
-/// topics a publisher may overwrite the slot meanwhile: check
-/// [`MessageGuard::is_valid`] *after* using the bytes, or use
-/// [`MessageGuard::copy_to`], which checks for you. Dropping the guard
-/// consumes the message. It counts as delivered if `is_valid` or `copy_to`
-/// confirmed it whole, or if it is still whole when dropped; otherwise (it
-/// was overwritten while held and never confirmed) it counts as lost and is
+/// A message received with [`Subscriber::recv_ref`], held until the guard
+/// is dropped.
+///
+/// * On `block` topics the guard reads the message **in place** in shared
+///   memory: the bytes do not change while the guard lives, because
+///   publishers wait for this subscriber's cursor to pass the slot, and it
+///   passes only when the guard is dropped. Only a process that breaks the
+///   protocol could change them meanwhile (one with write access to the data
+///   segment, or one with write access to the subs segment that moves this
+///   subscriber's cursor); [`MessageGuard::is_valid`] then reports the
+///   overwrite.
+/// * On `drop-oldest` topics, where a publisher may overwrite the slot at
+///   any time, the guard holds a **private copy** (in the subscriber's
+///   buffer), which was checked whole against the slot's stamp before the
+///   guard was handed out; [`MessageGuard::data`] returns that copy and
+///   [`MessageGuard::is_valid`] is always true.
+///
+/// Dropping the guard consumes the message. It counts as delivered if it was
+/// confirmed whole (always, on `drop-oldest`; on `block`, by `is_valid` or
+/// `copy_to`), or if it is still whole when dropped; otherwise (it was
+/// overwritten while held and never confirmed) it counts as lost and is
 /// reported by the next receive's `Lagged(n)`.
 #[derive(Debug)]
 pub struct MessageGuard<'a> {
     sub: &'a mut Subscriber,
     found: Found,
-    /// Whether `is_valid` or `copy_to` confirmed the message whole: then it
-    /// was delivered, even if overwritten before the guard is dropped.
+    /// Whether the message was copied into `sub.buf` and checked whole
+    /// (`drop-oldest` topics): then `data` is that copy, never the slot.
+    copied: bool,
+    /// Whether the message was confirmed whole (the copy of a `drop-oldest`
+    /// guard, or `is_valid` or `copy_to`): then it was delivered, even if
+    /// overwritten before the guard is dropped.
     confirmed: std::cell::Cell<bool>,
 }
 
@@ -284,20 +335,47 @@ impl MessageGuard<'_> {
         self.found.timestamp_ns
     }
 
-    /// The payload, in shared memory.
+    /// The payload: in shared memory on `block` topics, the guard's private
+    /// copy (checked whole) on `drop-oldest` topics.
     pub fn data(&self) -> &[u8] {
-        // SAFETY: `len ≤ max_msg_size` was checked by `peek`; the payload
-        // area lies inside the (read-only) mapping, which lives as long as
-        // the subscriber we borrow. The bytes are plain bytes; in drop-oldest
-        // they may change under us, which `is_valid` detects.
+        if self.copied {
+            // `len ≤ max_msg_size` (checked by `peek`) = the buffer's length.
+            return &self.sub.buf[..self.found.len];
+        }
+        debug_assert_eq!(self.sub.t.geometry().config.policy, Policy::Block);
+        // SAFETY: `len ≤ max_msg_size` was checked by `peek`, so the bytes
+        // lie inside the slot's payload area in the (read-only) mapping,
+        // which lives as long as the subscriber we borrow, and the slice
+        // borrows `self`. The bytes do not change while the slice lives:
+        // this is a `block` topic (guards of `drop-oldest` topics hold a
+        // copy, above); the message's writer finished before its Release
+        // store of COMMITTED, which `peek` Acquire-loaded; and a publisher
+        // claims the slot again only once every active subscriber's cursor
+        // is past it (the gate of `try_claim`, whose Acquire loads of the
+        // cursors pair with the Release store of `advance`), while this
+        // subscriber's cursor stays on the message until the guard is
+        // dropped, after the borrow ends. Only a process breaking the
+        // protocol could change the bytes meanwhile: one with write access
+        // to the data segment writing the slot (a hostile publisher, which
+        // can forge messages anyway), or one with write access to the subs
+        // segment moving this subscriber's shared cursor forward or freeing
+        // its entry, so that honest publishers reuse the slot early. The
+        // trust model accepts that for in-place `block` guards (those
+        // segments are writable only by the topic's own clients: design.md
+        // §6); `is_valid` then reports the overwrite.
         unsafe {
             std::slice::from_raw_parts(self.sub.t.payload_ptr(self.found.seq), self.found.len)
         }
     }
 
-    /// Whether the slot still holds this message (always true on `block`
-    /// topics). Call after reading `data`.
+    /// Whether the message is whole: on `block` topics, whether the slot
+    /// still holds it (call after reading `data`; true unless a process
+    /// broke the protocol); on `drop-oldest` topics always true (the guard
+    /// holds a copy that was checked whole).
     pub fn is_valid(&self) -> bool {
+        if self.copied {
+            return true;
+        }
         let valid = ring::still_valid(&self.sub.t, &self.found);
         if valid {
             self.confirmed.set(true);
@@ -306,13 +384,18 @@ impl MessageGuard<'_> {
     }
 
     /// Copies the payload into `dst` (which must be at least `len` bytes)
-    /// and returns whether the copy is whole (the slot was not overwritten).
+    /// and returns whether the copy is whole (the slot was not overwritten;
+    /// always true on `drop-oldest` topics, whose guard holds a whole copy).
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<bool> {
         if dst.len() < self.found.len {
             return Err(Error::TooLarge {
                 len: self.found.len,
                 max: dst.len(),
             });
+        }
+        if self.copied {
+            dst[..self.found.len].copy_from_slice(self.data());
+            return Ok(true);
         }
         let whole = ring::copy_out(&self.sub.t, &self.found, dst);
         if whole {
@@ -324,10 +407,11 @@ impl MessageGuard<'_> {
 
 impl Drop for MessageGuard<'_> {
     fn drop(&mut self) {
-        // Delivered if the caller saw it confirmed whole, or if it is still
-        // whole now. Otherwise (overwritten while held, drop-oldest, never
-        // confirmed) it was not delivered: leave the cursor on it, and the
-        // next receive reports it in `Lagged(n)` with the rest of the lap.
+        // Delivered if it was confirmed whole (always, for the private copy
+        // of a drop-oldest guard), or if it is still whole now. Otherwise
+        // (a block slot overwritten while held by a process breaking the
+        // protocol, never confirmed) it was not delivered: leave the cursor
+        // on it, and the next receive reports it in `Lagged(n)`.
         if self.confirmed.get() || ring::still_valid(&self.sub.t, &self.found) {
             ring::consume(&self.sub.t, &mut self.sub.local, &self.found);
         }
@@ -446,6 +530,103 @@ mod tests {
             "a write through the subscriber's mapping must fault, status {status:#x}"
         );
         drop(s);
+        owner.unlink().unwrap();
+    }
+
+    fn topic(policy: Policy, name: &str) -> (String, TopicOwner) {
+        let bus = format!("unit-{}-{name}", std::process::id());
+        let cfg = TopicConfig {
+            capacity: 2,
+            max_msg_size: 64,
+            policy,
+            ..TopicConfig::default()
+        };
+        let owner = TopicOwner::create(&bus, "t", &cfg, &SegmentPerms::default()).unwrap();
+        (bus, owner)
+    }
+
+    /// A drop-oldest guard holds a private copy, checked whole: the bytes
+    /// it shows do not live in the mapping, survive the slot being
+    /// overwritten while it is held, and the message counts as delivered.
+    #[test]
+    fn drop_oldest_guard_holds_a_whole_private_copy() {
+        let (bus, owner) = topic(Policy::DropOldest, "guard-copy");
+        let mut p = crate::publisher::Publisher::attach(&bus, "t").unwrap();
+        let mut s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        p.try_send(b"m0").unwrap();
+        let slot0 = s.t.payload_ptr(0) as usize;
+        {
+            let g = s.try_recv_ref().unwrap().expect("message 0");
+            assert_eq!((g.seq(), g.data()), (0, &b"m0"[..]));
+            let at = g.data().as_ptr() as usize;
+            assert_ne!(
+                at, slot0,
+                "a drop-oldest guard must not point into the slot"
+            );
+            // The publisher laps the ring (capacity 2) while the guard is held.
+            for m in [&b"m1"[..], b"m2", b"m3"] {
+                p.try_send(m).unwrap();
+            }
+            assert_eq!(g.data(), b"m0", "the private copy does not change");
+            assert!(g.is_valid());
+            let mut out = [0u8; 64];
+            assert!(g.copy_to(&mut out).unwrap());
+            assert_eq!(&out[..2], b"m0");
+        }
+        // Delivered (the guard was whole), not reported lost.
+        assert_eq!(s.next_seq(), 1);
+        assert_eq!(
+            s.t.sub_entry(s.local.index)
+                .delivered
+                .load(Ordering::Relaxed),
+            1
+        );
+        assert!(matches!(s.try_recv(), Err(Error::Lagged(1))));
+        assert_eq!(
+            s.try_recv().unwrap().map(|m| m.data.to_vec()),
+            Some(b"m2".to_vec())
+        );
+        let g = s.try_recv_ref().unwrap().expect("message 3");
+        assert_eq!((g.seq(), g.data()), (3, &b"m3"[..]));
+        drop(g);
+        assert!(s.try_recv_ref().unwrap().is_none());
+        drop((p, s));
+        owner.unlink().unwrap();
+    }
+
+    /// A drop-oldest guard is made only of a whole copy: a lap found at the
+    /// receive is reported as `Lagged`, then the oldest message still there.
+    #[test]
+    fn drop_oldest_recv_ref_reports_a_lap() {
+        let (bus, owner) = topic(Policy::DropOldest, "guard-lap");
+        let mut p = crate::publisher::Publisher::attach(&bus, "t").unwrap();
+        let mut s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        for m in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+            p.try_send(m).unwrap();
+        }
+        assert!(matches!(s.try_recv_ref(), Err(Error::Lagged(3))));
+        let g = s.try_recv_ref().unwrap().expect("message 3");
+        assert_eq!((g.seq(), g.data(), g.is_valid()), (3, &b"d"[..], true));
+        drop(g);
+        drop((p, s));
+        owner.unlink().unwrap();
+    }
+
+    /// On a `block` topic the guard still reads in place (zero copy).
+    #[test]
+    fn block_guard_reads_in_place() {
+        let (bus, owner) = topic(Policy::Block, "guard-in-place");
+        let mut p = crate::publisher::Publisher::attach(&bus, "t").unwrap();
+        let mut s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+        p.try_send(b"hello").unwrap();
+        let slot0 = s.t.payload_ptr(0) as usize;
+        let g = s.try_recv_ref().unwrap().expect("message 0");
+        assert_eq!(g.data(), b"hello");
+        assert_eq!(g.data().as_ptr() as usize, slot0);
+        assert!(g.is_valid());
+        drop(g);
+        assert_eq!(s.next_seq(), 1);
+        drop((p, s));
         owner.unlink().unwrap();
     }
 }

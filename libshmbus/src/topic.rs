@@ -260,21 +260,39 @@ impl RingMemory for MappedTopic {
     #[inline]
     fn write_payload(&self, seq: u64, src: &[u8]) {
         let len = src.len().min(self.geo.config.max_msg_size as usize);
-        // SAFETY: the payload area holds max_msg_size bytes (see
-        // `payload_ptr`); we hold WRITING(seq), so no other writer touches it.
-        // Readers may read concurrently only in drop-oldest, and discard what
-        // they read if the stamp changed (seqlock).
+        // SAFETY: the destination is the slot's payload area, `max_msg_size`
+        // bytes inside the mapping (see `payload_ptr`), and `len` is clamped
+        // to it; `src` is private memory, so the two do not overlap. A plain
+        // copy is acceptable although readers may read concurrently: we hold
+        // WRITING(seq), so no other writer touches these bytes; `block`
+        // readers never look at a slot being written, and `drop-oldest`
+        // readers read it only with atomic loads (`read_payload`) and
+        // discard what they read when the stamp changed (seqlock). Nothing
+        // here reads the payload back, and a write through a raw pointer,
+        // unlike a held `&[u8]`/`&mut [u8]`, gives the compiler no licence
+        // to assume the bytes keep their values afterwards and re-read them.
+        // (Strictly, the abstract machine still calls a plain store racing
+        // an atomic load a data race: the known seqlock caveat, harmless
+        // here because the reader discards those bytes, until a byte-wise
+        // atomic memcpy exists in the language.)
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.payload_ptr(seq), len) }
     }
 
     #[inline]
     fn read_payload(&self, seq: u64, dst: &mut [u8]) {
         let len = dst.len().min(self.geo.config.max_msg_size as usize);
-        // SAFETY: reads stay inside the slot's payload area. The bytes may be
-        // changing under us (another process's writer); they are plain bytes,
-        // valid for any value, and the caller re-checks the stamp before
-        // trusting them.
-        unsafe { std::ptr::copy_nonoverlapping(self.payload_ptr(seq), dst.as_mut_ptr(), len) }
+        // SAFETY: the `len ≤ max_msg_size` bytes read lie inside the slot's
+        // payload area in the mapping, which lives as long as `self` (see
+        // `payload_ptr`); `dst` is private memory. In `drop-oldest` a writer
+        // of a later lap, in another process, may be writing them as we
+        // copy: `atomic_read_bytes` reads each byte once with Relaxed atomic
+        // loads (allowed on the read-only mapping a subscriber has), so the
+        // race is defined behaviour; the bytes are plain bytes, valid for
+        // any value, and the caller re-checks the stamp (`still_valid`)
+        // before trusting them. (A publisher of the same topic in this
+        // process writes through its own, separate mapping, with the plain
+        // copy of `write_payload`: see the comment there.)
+        unsafe { crate::racy::atomic_read_bytes(self.payload_ptr(seq), &mut dst[..len]) }
     }
 
     fn segment_name(&self) -> &str {

@@ -215,10 +215,12 @@ impl Exporter {
 
     /// Sends what `t`'s subscriber has ready, up to a burst; returns how
     /// many messages it read (sent, or skipped as this bridge's own). Each
-    /// message is copied once, from its ring slot into Zenoh's buffer: one
-    /// sample per message, or with `--batch` the frame being filled (sent
-    /// when full, at a local loss, so that the counts within a frame stay
-    /// consecutive, and at the end).
+    /// message is copied into Zenoh's buffer: one sample per message, or
+    /// with `--batch` the frame being filled (sent when full, at a local
+    /// loss, so that the counts within a frame stay consecutive, and at the
+    /// end). On `block` topics it is copied from its ring slot; on
+    /// `drop-oldest` topics from the guard's private copy, which the
+    /// library made (and checked whole) first.
     fn drain(&self, topic: &str, t: &mut Exported) -> usize {
         let Exported {
             sub,
@@ -249,9 +251,11 @@ impl Exporter {
                             frame.buf.reserve(FRAME_BYTES.max(RECORD_HEADER + len));
                         }
                         push_record(&mut frame.buf, msg.data());
-                        // On a drop-oldest topic the slot may have been
-                        // overwritten while copied: then it is not sent, and
-                        // the next read reports the lap.
+                        // A message overwritten while copied is not sent.
+                        // (On `drop-oldest` topics the guard holds a copy
+                        // checked whole, so this holds; on `block` topics
+                        // only a process breaking the protocol can overwrite
+                        // the slot, and the next read reports it.)
                         if !msg.is_valid() {
                             frame.buf.truncate(mark);
                             continue;

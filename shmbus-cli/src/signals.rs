@@ -2,8 +2,9 @@
 //! --watch`, `call`, `serve`): the handler only records that the user asked
 //! to stop.
 //!
-//! The handler is installed without `SA_RESTART`, so a futex wait or a read in
-//! progress returns `EINTR` (the library's `Error::Interrupted`) and the
+//! The handler is installed without `SA_RESTART` and calls
+//! `shmbus::interrupt`, so a futex wait in progress or about to start, or a
+//! read in progress, returns (the library's `Error::Interrupted`) and the
 //! command can print what it has, flush and exit 0 instead of dying with the
 //! buffer unwritten. Commands that do not wait keep the default action, so
 //! Ctrl-C always works on them even if a socket call retries `EINTR`.
@@ -19,8 +20,11 @@ use crate::error::CliError;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+    // An atomic store, then `shmbus::interrupt` (an atomic add and a futex
+    // wake): async-signal-safe. The interrupt ends a futex wait even when
+    // the signal lands just before it (where EINTR alone would be lost).
     STOP.store(true, Ordering::SeqCst);
+    shmbus::interrupt();
 }
 
 /// Installs the handler for SIGINT and SIGTERM (no `SA_RESTART`).
@@ -31,8 +35,8 @@ pub fn install() -> Result<(), CliError> {
         SigSet::empty(),
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe, and no other code in this process installs a
+        // SAFETY: the handler only stores to an atomic and calls
+        // `shmbus::interrupt`, both async-signal-safe, and no other code in this process installs a
         // handler for these signals.
         unsafe { sigaction(signal, &action) }
             .map_err(|e| CliError::runtime(format!("cannot install the {signal} handler: {e}")))?;

@@ -27,12 +27,20 @@
 //! entry (`retries` in the service's stats).
 //!
 //! The call path allocates nothing but what it returns (`call` returns a
-//! `Vec`; `call_with` and `recv_reply_with` lend the reply in place) and
-//! makes no system call unless it sleeps or a server must be woken.
+//! `Vec`; `call_with` and `recv_reply_with` lend the reply from the
+//! client's own reply buffer) and makes no system call unless it sleeps or
+//! a server must be woken.
+//!
+//! A reply is never lent in place in the segment: every client and server
+//! maps it read-write, so a process breaking the protocol could rewrite the
+//! reply slot while the application reads it. The reply is first copied,
+//! with atomic loads (`crate::racy`), into a private buffer made at attach
+//! time, and that copy is what the caller sees.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::racy::atomic_read_bytes;
 use crate::ring::WaitStrategy;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
@@ -76,6 +84,9 @@ pub struct Client {
     next_corr: u64,
     /// Tells this client's tickets from other clients'.
     token: u64,
+    /// The private copy of the reply being received (`max_reply_size`
+    /// bytes), made at attach and reused.
+    reply_buf: Box<[u8]>,
 }
 
 impl Client {
@@ -117,6 +128,7 @@ impl Client {
             orphans,
             next_corr,
             token,
+            reply_buf: vec![0u8; cfg.max_reply_size as usize].into_boxed_slice(),
         })
     }
 
@@ -166,7 +178,8 @@ impl Client {
         self.call_with(req, timeout, <[u8]>::to_vec)
     }
 
-    /// `call`, lending the reply in place to `f` instead of copying it.
+    /// `call`, lending the reply to `f` (from the client's own reply buffer)
+    /// instead of returning it in a new `Vec`.
     pub fn call_with<R>(
         &mut self,
         req: &[u8],
@@ -195,7 +208,8 @@ impl Client {
         self.call_idempotent_with(req, timeout, <[u8]>::to_vec)
     }
 
-    /// `call_idempotent`, lending the reply in place to `f`.
+    /// `call_idempotent`, lending the reply to `f` (from the client's own
+    /// reply buffer).
     pub fn call_idempotent_with<R>(
         &mut self,
         req: &[u8],
@@ -296,7 +310,8 @@ impl Client {
         self.recv_with(ticket, &mut Limit::After(timeout), <[u8]>::to_vec)
     }
 
-    /// `recv_reply`, lending the reply in place to `f`.
+    /// `recv_reply`, lending the reply to `f` (from the client's own reply
+    /// buffer).
     pub fn recv_reply_with<R>(
         &mut self,
         ticket: Ticket,
@@ -466,9 +481,14 @@ impl Client {
         cell.slot.store(slot, Ordering::Relaxed);
         cell.corr.store(corr, Ordering::Relaxed);
         cell.len.store(req.len() as u32, Ordering::Relaxed);
-        // SAFETY: we hold WRITING(pos): nobody else reads or writes the
-        // cell's payload until we publish it; `req.len() ≤ max_request_size`
-        // bytes fit in the payload area.
+        // SAFETY: `req.len() ≤ max_request_size` (checked above) bytes fit
+        // in the cell's payload area inside the mapping (`cell_payload`);
+        // `req` is the caller's private memory, so they do not overlap. We
+        // hold WRITING(pos): under the protocol nobody else reads or writes
+        // the payload until we publish it. A plain copy through a raw
+        // pointer is fine even if a process breaking the protocol touches
+        // the cell meanwhile: we hold no reference to it and never read it
+        // back, so the compiler has nothing to assume about its contents.
         unsafe { std::ptr::copy_nonoverlapping(req.as_ptr(), m.cell_payload(pos), req.len()) };
         if !queue::publish(m, pos, me) {
             reply::release(rs);
@@ -563,7 +583,8 @@ impl Client {
     }
 
     /// Ends the call of `ticket`, whose outcome `await_reply` saw: lends a
-    /// reply to `f`, or makes the error; frees the slot either way.
+    /// reply to `f` (a private copy), or makes the error; frees the slot
+    /// either way.
     fn take_reply<R>(
         &mut self,
         ticket: Ticket,
@@ -587,11 +608,20 @@ impl Client {
                         format!("reply of {len} bytes is over the max reply size of {max}"),
                     ))
                 } else {
-                    // SAFETY: the slot is REPLIED for our call: its writer is
-                    // done and nobody writes it until we free it; `len ≤
-                    // max_reply_size` bytes lie inside the payload area.
-                    let bytes =
-                        unsafe { std::slice::from_raw_parts(m.reply_payload(me, slot), len) };
+                    // SAFETY: `len ≤ max_reply_size` = `reply_buf.len()`
+                    // (checked just above), and the slot's payload area
+                    // holds `max_reply_size` bytes inside the mapping
+                    // (`reply_payload`); `reply_buf` is private. The slot is
+                    // REPLIED for our call: its writer finished before the
+                    // Release that `poll` Acquire-loaded, and under the
+                    // protocol nobody writes it until we free it. A process
+                    // breaking the protocol (every party maps the segment
+                    // read-write) could still be writing it, so it is read
+                    // with atomic loads, and only the private copy is lent.
+                    unsafe {
+                        atomic_read_bytes(m.reply_payload(me, slot), &mut self.reply_buf[..len])
+                    };
+                    let bytes = &self.reply_buf[..len];
                     let rtt = self.sent_at[slot as usize].elapsed();
                     m.counters()
                         .latency

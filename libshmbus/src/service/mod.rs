@@ -4,8 +4,15 @@
 //!
 //! * [`Client`] — `call`, `try_call`, pipelined `send_request` +
 //!   `recv_reply` with [`Ticket`]s; replies are matched by correlation id.
-//! * [`Server`] — `recv_request` (a [`Request`] read in place), `reply`,
-//!   `loan_reply` (write in place), `serve(|req| reply)`.
+//! * [`Server`] — `recv_request` (a [`Request`]: the server's private copy
+//!   of the request), `reply`, `loan_reply` (write the reply into a lent
+//!   buffer, copied into the caller's slot on commit), `serve(|req| reply)`.
+//!
+//! Request and reply bytes are copied between the segment and private
+//! buffers (reads with atomic loads, `crate::racy`); they are never lent
+//! out as slices of the segment, which every party maps read-write, so that
+//! a process breaking the protocol cannot change bytes the application
+//! holds.
 //! * [`TypedClient`] / [`TypedServer`] — any serde types, in postcard.
 //!
 //! Failure semantics: no server → `Error::NoServer` at once; the server

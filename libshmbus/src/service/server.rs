@@ -2,9 +2,16 @@
 //! shared queue (competing with the other servers: each request goes to
 //! exactly one) and writes replies into the calling client's reply slot.
 //!
-//! Zero copy both ways: [`Request`] reads the request in place in its queue
-//! cell (the cell stays this server's until the `Request` is dropped), and
-//! [`Server::loan_reply`] lends the reply slot to write the reply in place.
+//! Bytes in the segment that a peer could rewrite are never lent out as a
+//! slice: the segment is mapped read-write by every client and server, so a
+//! process breaking the protocol could change them while the application
+//! reads them. A [`Request`] therefore holds a private copy of the request,
+//! read from its queue cell with atomic loads (`crate::racy`) when it is
+//! taken (the cell stays this server's until the `Request` is dropped), and
+//! [`Server::loan_reply`] lends a private buffer that is copied into the
+//! caller's reply slot when the reply is sent. The buffers are the server's,
+//! made once and reused: the answering path allocates nothing in the
+//! steady state.
 //!
 //! A request is handed out only after the server has claimed the call's
 //! reply slot (`PENDING → TAKEN(me)`), so a call its client already gave up
@@ -12,11 +19,12 @@
 //! client knows which server holds its call and watches its liveness.
 //! Dropping a server with calls unanswered ends them with `ServerGone`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::racy::atomic_read_bytes;
 use crate::ring::WaitStrategy;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_ERROR, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
@@ -54,6 +62,49 @@ pub struct Server {
     /// Stamp of the queue cell that blocked the last take, for the
     /// liveness check of its holder.
     blocker: Cell<u64>,
+    /// Private copies of requests (`max_request_size` bytes each), one per
+    /// `Request` alive.
+    requests: Buffers,
+    /// Private reply buffers (`max_reply_size` bytes each), one per
+    /// `ReplyLoan` alive.
+    replies: Buffers,
+}
+
+/// Private byte buffers of one size, made on demand and reused: a `Request`
+/// or `ReplyLoan` takes one and gives it back when dropped. Usually one
+/// buffer suffices; an application holding several requests or loans at a
+/// time gets more, and at most `KEPT` are kept for reuse.
+#[derive(Debug)]
+struct Buffers {
+    size: usize,
+    free: RefCell<Vec<Box<[u8]>>>,
+}
+
+impl Buffers {
+    /// Buffers kept for reuse at most (more are freed when given back).
+    const KEPT: usize = 8;
+
+    /// Starts with one buffer, so that the first request allocates nothing.
+    fn new(size: usize) -> Buffers {
+        Buffers {
+            size,
+            free: RefCell::new(vec![vec![0u8; size].into_boxed_slice()]),
+        }
+    }
+
+    /// A buffer of `size` bytes (holding whatever its last user left).
+    fn take(&self) -> Box<[u8]> {
+        let reused = self.free.borrow_mut().pop();
+        reused.unwrap_or_else(|| vec![0u8; self.size].into_boxed_slice())
+    }
+
+    /// Gives a buffer from `take` back.
+    fn give(&self, buf: Box<[u8]>) {
+        let mut free = self.free.borrow_mut();
+        if buf.len() == self.size && free.len() < Buffers::KEPT {
+            free.push(buf);
+        }
+    }
 }
 
 /// Default segment mode: owner only (SPEC §8).
@@ -72,11 +123,15 @@ impl Server {
         cfg.validate()?;
         let mut m = MappedService::open_or_create(bus, name, cfg, DEFAULT_MODE)?;
         let index = m.acquire_entry(Role::Server)?;
+        let requests = Buffers::new(m.config().max_request_size as usize);
+        let replies = Buffers::new(m.config().max_reply_size as usize);
         Ok(Server {
             m,
             index,
             strategy: WaitStrategy::default(),
             blocker: Cell::new(0),
+            requests,
+            replies,
         })
     }
 
@@ -121,7 +176,8 @@ impl Server {
     }
 
     /// Answers requests with `handler` until an error (a signal:
-    /// `Interrupted`). Each reply is written straight into the caller's slot.
+    /// `Interrupted`). `handler` gets the server's private copy of each
+    /// request; its reply is copied into the caller's slot.
     pub fn serve<R: AsRef<[u8]>>(&self, mut handler: impl FnMut(&[u8]) -> R) -> Result<()> {
         loop {
             let req = self.recv_request_forever()?;
@@ -165,10 +221,23 @@ impl Server {
                 client < cfg.max_clients && slot < cfg.max_in_flight && len <= cfg.max_request_size;
             if valid && reply::take(m.reply_slot(client, slot), corr, me) {
                 count_own(&e.taken);
+                let len = len as usize;
+                let mut buf = self.requests.take();
+                // SAFETY: the cell's payload area holds `max_request_size`
+                // bytes inside the mapping (`cell_payload`), and `len ≤
+                // max_request_size` = `buf.len()` was checked above; `buf` is
+                // private. The cell is TAKEN by us: its writer published it
+                // before our take (whose Acquire makes the bytes visible)
+                // and, under the protocol, nobody writes it until we free
+                // it. A process breaking the protocol could still be writing
+                // it (every party maps the segment read-write), so it is read
+                // with atomic loads, and only the private copy is handed out.
+                unsafe { atomic_read_bytes(m.cell_payload(pos), &mut buf[..len]) };
                 return Some(Request {
                     server: self,
                     pos,
-                    len: len as usize,
+                    len,
+                    buf,
                     ticket: RequestTicket { client, slot, corr },
                 });
             }
@@ -226,9 +295,12 @@ impl Server {
         self.write_reply(ticket, STATUS_ERROR, &message.as_bytes()[..cut])
     }
 
-    /// Lends the caller's reply slot to write a reply of `len` bytes in
-    /// place; `commit` sends it. `Ok(None)`: the caller no longer waits.
-    /// Dropping the loan uncommitted answers the call with an error.
+    /// Claims the caller's reply slot and lends a buffer of `len` bytes to
+    /// write the reply into; `commit` copies it into the slot and sends it.
+    /// `Ok(None)`: the caller no longer waits. Dropping the loan uncommitted
+    /// answers the call with an error. (The buffer is the server's own, not
+    /// the slot: the client, or any process breaking the protocol, could
+    /// write the slot while the application holds the loan.)
     pub fn loan_reply(&self, ticket: RequestTicket, len: usize) -> Result<Option<ReplyLoan<'_>>> {
         self.check_reply_len(len)?;
         if !self.begin(ticket) {
@@ -238,6 +310,7 @@ impl Server {
             server: self,
             ticket,
             len,
+            buf: self.replies.take(),
             done: false,
         }))
     }
@@ -289,28 +362,45 @@ impl Server {
         if !self.begin(t) {
             return Ok(false);
         }
-        // SAFETY: we hold WRITING on the slot, so nobody else writes it and
-        // its client does not read it; `bytes.len() ≤ max_reply_size` (the
-        // callers check) fits in the payload area.
+        Ok(self.put_reply(t, status, bytes))
+    }
+
+    /// Copies `bytes` (at most `max_reply_size`) into the reply slot of `t`,
+    /// which we hold WRITING (`begin`), and completes the reply.
+    fn put_reply(&self, t: RequestTicket, status: u32, bytes: &[u8]) -> bool {
+        let len = bytes.len().min(self.m.config().max_reply_size as usize);
+        // SAFETY: the slot's payload area holds `max_reply_size` bytes inside
+        // the mapping (`reply_payload`) and `len` is clamped to it; `bytes`
+        // is private memory, so they do not overlap. We hold WRITING on the
+        // slot: under the protocol nobody else writes it and its client does
+        // not read it until REPLIED. A plain copy through a raw pointer is
+        // fine even if a process breaking the protocol touches the slot
+        // meanwhile: we hold no reference to it and never read it back, so
+        // the compiler has nothing to assume about its contents.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
                 self.m.reply_payload(t.client, t.slot),
-                bytes.len(),
+                len,
             )
         };
-        Ok(self.finish(t, status, bytes.len()))
+        self.finish(t, status, len)
     }
 }
 
-/// A request read in place in its queue cell. The cell is this server's
-/// until the view is dropped (keep it short: a held cell is a queue slot
-/// other clients cannot use).
+/// A request taken from the queue: derefs to the server's private copy of
+/// its bytes, read from the queue cell when it was taken (never the cell
+/// itself, which a process breaking the protocol could rewrite). The cell
+/// is this server's until the `Request` is dropped (keep it short: a held
+/// cell is a queue slot other clients cannot use).
 #[derive(Debug)]
 pub struct Request<'a> {
     server: &'a Server,
     pos: u64,
     len: usize,
+    /// The private copy (`max_request_size` bytes, the first `len` valid),
+    /// from `server.requests`.
+    buf: Box<[u8]>,
     ticket: RequestTicket,
 }
 
@@ -324,10 +414,8 @@ impl Request<'_> {
 impl Deref for Request<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the cell is TAKEN by us: its writer published it before
-        // our Acquire take and nobody writes it until we free it; `len` was
-        // checked against max_request_size.
-        unsafe { std::slice::from_raw_parts(self.server.m.cell_payload(self.pos), self.len) }
+        // `len ≤ max_request_size` = the buffer's length (checked at take).
+        &self.buf[..self.len]
     }
 }
 
@@ -338,16 +426,22 @@ impl Drop for Request<'_> {
             // `free` was a SeqCst CAS: no fence needed (see the method).
             m.shared().space_ready.notify_all_after_seqcst_rmw();
         }
+        self.server.requests.give(std::mem::take(&mut self.buf));
     }
 }
 
-/// A reply slot lent for writing a reply in place. Derefs to `len` bytes
-/// (initially stale data: overwrite what you send).
+/// A claimed reply slot and a buffer to write the reply into: derefs to
+/// `len` bytes of the server's private reply buffer (initially stale data:
+/// overwrite what you send), which `commit` or `fail` copies into the
+/// caller's reply slot. The slot itself is never lent out: the client, or
+/// any process breaking the protocol, could write it meanwhile.
 #[derive(Debug)]
 pub struct ReplyLoan<'a> {
     server: &'a Server,
     ticket: RequestTicket,
     len: usize,
+    /// `max_reply_size` bytes, from `server.replies`.
+    buf: Box<[u8]>,
     done: bool,
 }
 
@@ -360,45 +454,36 @@ impl ReplyLoan<'_> {
     /// Sends the first `len` bytes written as an error message instead of a
     /// reply: the caller gets `Error::Remote`.
     pub fn fail(mut self, len: usize) -> bool {
-        self.done = true;
-        self.server
-            .finish(self.ticket, STATUS_ERROR, len.min(self.len))
+        let n = len.min(self.len);
+        self.send(STATUS_ERROR, n)
     }
 
     /// Sends the reply. `false`: the slot was reclaimed meanwhile (only a
     /// protocol-breaking process can cause that).
     pub fn commit(mut self) -> bool {
+        let n = self.len;
+        self.send(STATUS_OK, n)
+    }
+
+    /// Copies the first `n` bytes of the buffer into the slot and completes
+    /// the reply.
+    fn send(&mut self, status: u32, n: usize) -> bool {
         self.done = true;
-        self.server.finish(self.ticket, STATUS_OK, self.len)
+        self.server.put_reply(self.ticket, status, &self.buf[..n])
     }
 }
 
 impl Deref for ReplyLoan<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: we hold WRITING on the slot; `len ≤ max_reply_size`.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.server
-                    .m
-                    .reply_payload(self.ticket.client, self.ticket.slot),
-                self.len,
-            )
-        }
+        // `len ≤ max_reply_size` = the buffer's length (`loan_reply`).
+        &self.buf[..self.len]
     }
 }
 
 impl DerefMut for ReplyLoan<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`; `&mut self` makes this the only view.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.server
-                    .m
-                    .reply_payload(self.ticket.client, self.ticket.slot),
-                self.len,
-            )
-        }
+        &mut self.buf[..self.len]
     }
 }
 
@@ -406,27 +491,75 @@ impl Drop for ReplyLoan<'_> {
     fn drop(&mut self) {
         if !self.done {
             let msg = b"the server dropped the reply unfinished";
-            let n = msg
-                .len()
-                .min(self.server.m.config().max_reply_size as usize);
-            self.deref_mut_full()[..n].copy_from_slice(&msg[..n]);
-            self.server.finish(self.ticket, STATUS_ERROR, n);
+            let n = msg.len().min(self.buf.len());
+            self.buf[..n].copy_from_slice(&msg[..n]);
+            self.send(STATUS_ERROR, n);
         }
+        self.server.replies.give(std::mem::take(&mut self.buf));
     }
 }
 
-impl ReplyLoan<'_> {
-    fn deref_mut_full(&mut self) -> &mut [u8] {
-        let max = self.server.m.config().max_reply_size as usize;
-        // SAFETY: we hold WRITING on the slot, whose payload area holds
-        // `max_reply_size` bytes.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.server
-                    .m
-                    .reply_payload(self.ticket.client, self.ticket.slot),
-                max,
-            )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Client;
+
+    const T: Duration = Duration::from_secs(20);
+
+    fn cfg() -> ServiceConfig {
+        ServiceConfig {
+            queue_capacity: 8,
+            max_request_size: 100,
+            max_reply_size: 60,
+            max_servers: 1,
+            max_clients: 1,
+            max_in_flight: 4,
         }
+    }
+
+    /// Requests and loans are private buffers, never the segment's bytes:
+    /// several may be held at once, each with its own contents, and the
+    /// buffers are reused once given back.
+    #[test]
+    fn requests_and_loans_are_private_copies() {
+        let bus = format!("svcunit{}-private", std::process::id());
+        let server = Server::attach_with(&bus, "p", &cfg()).unwrap();
+        let mut c = Client::attach(&bus, "p").unwrap();
+        let t1 = c.send_request(b"first").unwrap();
+        let t2 = c.send_request(b"second").unwrap();
+        let r1 = server.recv_request(T).unwrap();
+        let r2 = server.recv_request(T).unwrap();
+        assert_eq!((&*r1, &*r2), (&b"first"[..], &b"second"[..]));
+        for r in [&r1, &r2] {
+            let cell = server.m.cell_payload(r.pos) as usize;
+            let at = r.as_ptr() as usize;
+            assert!(
+                at + r.len() <= cell || at >= cell + 100,
+                "a request must not point into its queue cell"
+            );
+        }
+        // A loan writes into its own buffer, read back through `Deref`, and
+        // reaches the slot only on commit.
+        let mut loan = server.loan_reply(r2.ticket(), 6).unwrap().unwrap();
+        loan.copy_from_slice(b"SECOND");
+        assert_eq!(&*loan, b"SECOND");
+        let slot = server.m.reply_payload(r2.ticket().client, r2.ticket().slot) as usize;
+        assert!(loan.as_ptr() as usize >= slot + 60 || (loan.as_ptr() as usize) + 6 <= slot);
+        assert!(loan.commit());
+        assert!(server.reply(r1.ticket(), b"FIRST").unwrap());
+        let (b1, b2) = (r1.buf.as_ptr(), r2.buf.as_ptr());
+        drop((r1, r2));
+        assert_eq!(c.recv_reply(t1, T).unwrap(), b"FIRST");
+        assert_eq!(c.recv_reply(t2, T).unwrap(), b"SECOND");
+        // Both request buffers went back to the pool and are reused.
+        let t3 = c.send_request(b"third").unwrap();
+        let r3 = server.recv_request(T).unwrap();
+        assert_eq!(&*r3, b"third");
+        assert!(r3.buf.as_ptr() == b1 || r3.buf.as_ptr() == b2);
+        assert!(server.reply(r3.ticket(), b"").unwrap());
+        drop(r3);
+        assert_eq!(c.recv_reply(t3, T).unwrap(), b"");
+        drop((c, server));
+        let _ = crate::remove_bus_segments(&bus);
     }
 }
