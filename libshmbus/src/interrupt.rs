@@ -61,21 +61,3 @@ pub(crate) fn generation() -> u32 {
 pub(crate) fn word() -> &'static AtomicU32 {
     &GENERATION
 }
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::eventcount::EventCount;
-    use std::time::Duration;
-
-    #[test]
-    fn an_interrupt_before_the_park_ends_it_at_once() {
-        let ec = EventCount::new();
-        let seen = generation();
-        let key = ec.prepare();
-        interrupt(); // lands after the waiter's check, before its sleep
-        let out = ec.park(key, seen, Some(Duration::from_secs(30)));
-        assert_ne!(out, crate::futex::WaitOutcome::TimedOut);
-        assert_ne!(generation(), seen);
-    }
-}

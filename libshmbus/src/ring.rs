@@ -984,8 +984,10 @@ fn live_rival_naming<M: RingMemory>(m: &M, i: u32, seq: u64) -> Option<bool> {
     found
 }
 
-/// Wakes every waiter on both event counts (after a reap).
-fn wake_both_sides<M: RingMemory>(m: &M) {
+/// Wakes every waiter on both event counts (after a reap, and when a
+/// restarted daemon adopts the topic: a wake its predecessor owed when it
+/// died is sent again).
+pub(crate) fn wake_both_sides<M: RingMemory>(m: &M) {
     m.subs().data_ready.force_notify_all();
     m.subs().space_ready.force_notify_all();
 }

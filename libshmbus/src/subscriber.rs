@@ -92,6 +92,9 @@ pub struct Subscriber {
     local: SubLocal,
     strategy: WaitStrategy,
     buf: Box<[u8]>,
+    /// The interrupt generation [`wait_any`] last reported for this handle
+    /// (blocking receives keep their own, in `local`).
+    wait_any_seen: std::sync::atomic::AtomicU32,
 }
 
 impl Subscriber {
@@ -109,6 +112,7 @@ impl Subscriber {
         let local = ring::attach_subscriber(&t, index, std::process::id(), opts.from_start);
         let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
         Ok(Subscriber {
+            wait_any_seen: std::sync::atomic::AtomicU32::new(local.interrupts),
             t,
             local,
             strategy: opts.wait,
@@ -441,12 +445,26 @@ impl Iterator for Messages<'_> {
 
 /// Waits until any of `subs` may have something to receive (a message, a
 /// loss or a close), the timeout passes (`Err(Timeout)`) or a signal arrives
-/// (`Err(Interrupted)`). `Ok(())` may be spurious: follow with `try_recv` on
-/// each. Sleeps on all the topics' futexes at once (`futex_waitv`).
+/// (`Err(Interrupted)`: a signal during the wait, or [`crate::interrupt`]
+/// called since `wait_any` last reported one for any of these handles, even
+/// just before this call). `Ok(())` may be spurious: follow with `try_recv`
+/// on each. Sleeps on all the topics' futexes, and the interrupt word, at
+/// once (`futex_waitv`).
 pub fn wait_any(subs: &[&Subscriber], timeout: Option<Duration>) -> Result<()> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let keys: Vec<(&crate::sync::AtomicU32, u32)> = Vec::with_capacity(subs.len());
-    let mut keys = keys;
+    let generation = crate::interrupt::generation();
+    let mut interrupted = false;
+    for s in subs {
+        interrupted |= s
+            .wait_any_seen
+            .swap(generation, std::sync::atomic::Ordering::Relaxed)
+            != generation;
+    }
+    if interrupted {
+        return Err(Error::Interrupted);
+    }
+    let mut keys: Vec<(&crate::sync::AtomicU32, u32)> = Vec::with_capacity(subs.len() + 1);
+    keys.push((crate::interrupt::word(), generation));
     for s in subs {
         let ec = &s.t.subs().data_ready;
         let key = ec.prepare();

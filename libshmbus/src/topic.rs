@@ -468,10 +468,15 @@ impl TopicOwner {
 
     /// Adopts a topic whose segments exist (a daemon restart), after
     /// validating them; `Error::Corrupt` if they do not check out.
+    /// Every waiter is woken once (they re-check): a daemon killed
+    /// between a reap and its wake-up (finding 2(c) of the crash-safety
+    /// review) owed them that.
     pub fn adopt(bus: &str, topic: &str) -> Result<TopicOwner> {
+        let t = MappedTopic::open(bus, topic, true)?;
+        ring::wake_both_sides(&t);
         Ok(TopicOwner {
             bus: bus.to_string(),
-            t: MappedTopic::open(bus, topic, true)?,
+            t,
         })
     }
 
