@@ -35,9 +35,12 @@ static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// command line and the daemon do, for SIGINT and SIGTERM):
 ///
 /// ```no_run
-/// // With signal-hook, after setting the program's own stop flag:
-/// unsafe { signal_hook::low_level::register(libc::SIGINT, shmbus::interrupt) }?;
-/// # Ok::<(), std::io::Error>(())
+/// extern "C" fn on_sigint(_: libc::c_int) {
+///     // (set the program's own stop flag here first)
+///     shmbus::interrupt();
+/// }
+/// // SAFETY: the handler calls only async-signal-safe functions.
+/// unsafe { libc::signal(libc::SIGINT, on_sigint as libc::sighandler_t) };
 /// ```
 pub fn interrupt() {
     #[cfg(not(loom))]

@@ -1,11 +1,16 @@
 //! Crash-loop soak: publishers and subscribers on a `block` and a
-//! `drop-oldest` topic of a real daemon, one of them SIGKILLed at a random
-//! moment every round (mid-write, mid-loan, mid-wait) and replaced, the
-//! daemon reaping behind them. At the end the daemon shuts down and every
-//! surviving subscriber's account must balance exactly.
+//! `drop-oldest` topic of a real daemon. Every round one of them is
+//! SIGKILLed at a random moment (mid-write, mid-loan, mid-wait) and
+//! replaced, the daemon reaping behind them; and one is SIGSTOPped, or a
+//! stopped one SIGCONTinued (a stopped process is alive: it may hold a
+//! `block` topic back, never wedge it for good). At the end every stopped
+//! client is continued, the daemon shuts down, and every surviving
+//! subscriber's account must balance exactly.
 //!
-//! Rounds: `SHMBUS_SOAK_ROUNDS` (default 200, about ten seconds); the seed
-//! of a run is printed and can be replayed with `SHMBUS_SOAK_SEED`.
+//! Bounds: `SHMBUS_SOAK_ROUNDS` rounds (default 200, about ten seconds) or
+//! `SHMBUS_SOAK_SECS` seconds, whichever ends first (the closing note's
+//! ten-minute run: `SHMBUS_SOAK_ROUNDS=1000000 SHMBUS_SOAK_SECS=600`). The
+//! seed of a run is printed and can be replayed with `SHMBUS_SOAK_SEED`.
 
 use std::time::Duration;
 
@@ -61,6 +66,11 @@ fn crash_loop_keeps_every_account_exact() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let secs: u64 = std::env::var("SHMBUS_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let until = std::time::Instant::now().checked_add(Duration::from_secs(secs));
     let seed: u64 = std::env::var("SHMBUS_SOAK_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -99,10 +109,32 @@ fn crash_loop_keeps_every_account_exact() {
         }
     }
     let mut kills = [0u32; 2];
-    for _ in 0..rounds {
+    let (mut stops, mut done_rounds) = (0u32, 0u64);
+    // Indices into `clients` of the processes stopped now.
+    let mut stopped: Vec<u32> = Vec::new();
+    while done_rounds < rounds && !until.is_some_and(|t| std::time::Instant::now() >= t) {
+        done_rounds += 1;
         std::thread::sleep(Duration::from_millis(rng.below(20)));
+        // Stop one client, or continue one that is stopped (at most two
+        // stopped at once, so the topics keep moving).
+        if let Some(pos) = (stopped.len() >= 2 || (!stopped.is_empty() && rng.below(2) == 0))
+            .then(|| rng.below(stopped.len() as u64) as usize)
+        {
+            let pid = stopped.swap_remove(pos);
+            if let Some(c) = clients.iter().find(|c| c.process.child.id() == pid) {
+                signal(&c.process.child, Signal::SIGCONT);
+            }
+        } else {
+            let c = &clients[rng.below(clients.len() as u64) as usize];
+            if !stopped.contains(&c.process.child.id()) {
+                signal(&c.process.child, Signal::SIGSTOP);
+                stopped.push(c.process.child.id());
+                stops += 1;
+            }
+        }
         let victim = rng.below(clients.len() as u64) as usize;
         let mut dead = clients.swap_remove(victim);
+        stopped.retain(|&pid| pid != dead.process.child.id());
         signal(&dead.process.child, Signal::SIGKILL);
         wait_exit(&mut dead.process.child, Duration::from_secs(30));
         kills[usize::from(dead.role == Role::Sub)] += 1;
@@ -110,6 +142,9 @@ fn crash_loop_keeps_every_account_exact() {
         next_id += 1;
     }
 
+    for c in &clients {
+        signal(&c.process.child, Signal::SIGCONT);
+    }
     // Let the replacements run a moment, then shut the bus down: every
     // client must see `Closed` and end.
     std::thread::sleep(Duration::from_millis(200));
@@ -160,7 +195,7 @@ fn crash_loop_keeps_every_account_exact() {
         );
     }
     eprintln!(
-        "crash loop: killed {} publishers and {} subscribers",
+        "crash loop: {done_rounds} rounds, killed {} publishers and {} subscribers, stopped {stops} times",
         kills[0], kills[1]
     );
     assert!(
