@@ -32,7 +32,8 @@ static GENERATION: AtomicU32 = AtomicU32::new(0);
 ///
 /// **Async-signal-safe**: one atomic add and one `futex` system call, no
 /// allocation and no lock, so a signal handler may call it (the `shmbus`
-/// command line and the daemon do, for SIGINT and SIGTERM):
+/// command line does, for SIGINT and SIGTERM; the daemon never parks on a
+/// futex: its loop wakes on a self-pipe):
 ///
 /// ```no_run
 /// extern "C" fn on_sigint(_: libc::c_int) {

@@ -17,8 +17,10 @@
 //! * `sub[i].cursor` — the next sequence subscriber `i` will read; it only
 //!   grows while the entry is active.
 //! * `pub[i].inflight` — the sequence publisher `i` is claiming or writing,
-//!   stored *before* the claiming CAS, so that the reaper can finish the claim
-//!   of a publisher that died anywhere between claim and commit.
+//!   stored *before* the claiming CAS (an intent), then marked `CLAIMED` once
+//!   the CAS is won, so that the reaper can finish the claim of a publisher
+//!   that died anywhere between claim and commit and tell it from a rival's
+//!   stale intent (`reclaim_publisher`, *Dying at any step*).
 //!
 //! # Publishing
 //!
@@ -31,7 +33,8 @@
 //!    `drop-oldest`: no gate.
 //! 2. Begin. Wait until the slot holds the previous lap's final stamp (only
 //!    a still-writing publisher of the previous lap can delay this; with no
-//!    subscriber to gate, or in `drop-oldest`), then CAS it to `WRITING(s)`.
+//!    subscriber to gate, or in `drop-oldest`), then store `WRITING(s)`
+//!    (a Release store: `begin_write` says why no CAS is needed).
 //! 3. Write length, timestamp, payload; Release-store `COMMITTED(s)`.
 //! 4. Notify `data_ready` (a fence and a load: no system call unless a
 //!    subscriber sleeps).
@@ -730,9 +733,9 @@ pub(crate) fn peek<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<Option<Foun
 fn lapped<M: RingMemory>(m: &M, s: &mut SubLocal) -> Result<()> {
     let cap = m.geometry().capacity();
     let c = s.cursor;
-    // SYNC POINT (claim visibility): pairs with the Release of the WRITING
-    // CAS in `begin_write` and of the commit/abandon stores.
-    // Stamp first, then tail: every stamp store (WRITING by AcqRel CAS,
+    // SYNC POINT (claim visibility): pairs with the Release store of WRITING
+    // in `begin_write` and of the commit/abandon stores.
+    // Stamp first, then tail: every stamp store (WRITING, the reaper's ABANDONED by CAS,
     // COMMITTED and ABANDONED by Release) follows its sequence's claim, so
     // the Acquire here makes the tail load below see that claim. In the
     // other order a claim + stamp landing between the two loads would look
@@ -832,8 +835,11 @@ pub(crate) enum PubReclaim {
     Free,
     /// Reclaimed; `abandoned` says whether a half-written slot was abandoned.
     Reclaimed { abandoned: bool },
-    /// The dead publisher's slot is still held by a live writer of the
-    /// previous lap; try again later.
+    /// Not finished; the entry stays retiring and a later reap tries
+    /// again: the dead claim's slot is still held by a writer of the
+    /// previous lap, a live rival names the sequence as a bare intent (it
+    /// may own it), or the stamp kept changing under the bounded abandon
+    /// CAS (a hostile writer).
     Retry,
 }
 

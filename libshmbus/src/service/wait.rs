@@ -67,11 +67,12 @@ const POLLS_PER_CLOCK: u32 = 256;
 /// Waits until `poll` yields a value. `tick` runs about every [`TICK`]
 /// (liveness checks; it may end the wait with a value or an error) while
 /// `watch()` says the waiter depends on somebody's liveness; otherwise a
-/// park sleeps until woken or the deadline (an idle server costs nothing).
+/// park checks nobody's liveness and sleeps until woken, the deadline or the
+/// bounded tick of every park ([`crate::wait::TICK`]).
 /// `ec` is
 /// the event count whose notifications mean "poll again"; `flag` is the
 /// caller's "I am announced on `ec`" word in its entry, so a reclaimer can
-/// withdraw the announcement if the caller dies asleep.
+/// see who was waiting (stats) and clear it if the caller dies asleep.
 pub(crate) fn wait_for<T>(
     strategy: WaitStrategy,
     limit: &mut Limit,
