@@ -70,9 +70,10 @@ pub mod topic;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-/// Every named crash point (test builds with the `crash-points` feature).
+/// Named crash points, for the project's own tests (builds with the
+/// `crash-points` feature only): the list, and which process passes each.
 #[cfg(feature = "crash-points")]
-pub use crash::POINTS as CRASH_POINTS;
+pub use crash::{points_of as crash_points_of, Role as CrashRole, POINTS as CRASH_POINTS};
 pub use error::{Error, Result};
 pub use eventcount::EventCount;
 pub use interrupt::interrupt;

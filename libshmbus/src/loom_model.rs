@@ -18,9 +18,10 @@ use crate::error::Error;
 use crate::layout::{
     DataShared, Geometry, Policy, PubEntry, SlotHeader, SubEntry, SubsShared, TopicConfig,
 };
-use crate::ring::{self, Deadline, PubReclaim, RingMemory, WaitStrategy};
+use crate::ring::{self, PubReclaim, RingMemory};
 use crate::semaphore::Semaphore;
 use crate::sync::{AtomicU64, Ordering};
+use crate::wait::{Deadline, WaitStrategy};
 
 /// A topic on plain memory.
 struct HeapRing {
@@ -137,6 +138,11 @@ fn recv_one(
     }
 }
 
+/// Publishes `m` with publisher `l`, parking while the ring is full.
+fn send(r: &HeapRing, l: &mut ring::PubLocal, m: &[u8; 16]) -> u64 {
+    ring::publish(r, l, m, 0, WaitStrategy::Park, Deadline::Never).unwrap()
+}
+
 #[test]
 fn loom_block_two_publishers_two_subscribers() {
     // Capacity 2, three messages: publisher 0 sends one before the threads
@@ -153,15 +159,7 @@ fn loom_block_two_publishers_two_subscribers() {
             .map(|i| ring::attach_subscriber(&*r, i, 1, false))
             .collect();
         let mut first = ring::attach_publisher(&*r, 0, 1);
-        ring::publish(
-            &*r,
-            &mut first,
-            &msg(0, 0),
-            0,
-            WaitStrategy::Park,
-            Deadline::Never,
-        )
-        .unwrap();
+        send(&r, &mut first, &msg(0, 0));
         let mut first = Some(first);
         let pubs: Vec<_> = (0..2u32)
             .map(|p| {
@@ -278,15 +276,7 @@ fn loom_abandoned_claim_is_reaped_and_skipped() {
         let r2 = Arc::clone(&r);
         let live = thread::spawn(move || {
             let mut local = ring::attach_publisher(&*r2, 1, 1);
-            ring::publish(
-                &*r2,
-                &mut local,
-                &msg(1, 1),
-                0,
-                WaitStrategy::Park,
-                Deadline::Never,
-            )
-            .unwrap()
+            send(&r2, &mut local, &msg(1, 1))
         });
         let r3 = Arc::clone(&r);
         let reaper = thread::spawn(move || {
@@ -316,15 +306,7 @@ fn loom_join_never_misses_a_message_published_after_it() {
         let publisher = thread::spawn(move || {
             let mut local = ring::attach_publisher(&*r2, 0, 1);
             for k in 0..3 {
-                ring::publish(
-                    &*r2,
-                    &mut local,
-                    &msg(0, k),
-                    0,
-                    WaitStrategy::Park,
-                    Deadline::Never,
-                )
-                .unwrap();
+                send(&r2, &mut local, &msg(0, k));
             }
         });
         let r3 = Arc::clone(&r);
@@ -382,15 +364,7 @@ fn loom_close_wakes_parked_subscriber_and_publisher() {
         let mut s = ring::attach_subscriber(&*r, 0, 1, false);
         let mut p = ring::attach_publisher(&*r, 0, 1);
         for k in 0..2 {
-            ring::publish(
-                &*r,
-                &mut p,
-                &msg(0, k),
-                0,
-                WaitStrategy::Park,
-                Deadline::Never,
-            )
-            .unwrap();
+            send(&r, &mut p, &msg(0, k));
         }
         let r2 = Arc::clone(&r);
         let blocked = thread::spawn(move || {
@@ -473,7 +447,7 @@ fn loom_semaphore_timeout_racing_post_loses_no_token() {
 // waiter nobody will wake as a deadlock — and that nothing is torn, lost
 // or delivered twice.
 
-use crate::crash;
+use crate::crash::{self, Role};
 
 /// Reaps publisher entry `i` until it is done, as the daemon's reap passes do.
 fn reap_publisher(r: &HeapRing, i: u32) -> PubReclaim {
@@ -484,19 +458,6 @@ fn reap_publisher(r: &HeapRing, i: u32) -> PubReclaim {
         }
     }
 }
-
-/// The points at which a publisher can die, in order.
-const PUBLISHER_POINTS: &[&str] = &[
-    "attach.pub",
-    "claim.intent",
-    "claim.cas",
-    "claim.won",
-    "write.begin",
-    "write.payload",
-    "commit.stamp",
-    "commit.clear",
-    "commit.notify",
-];
 
 /// Finding 1 of the crash-safety review, from `shared/repro`: a publisher
 /// that dies right after claiming races a live publisher for the same
@@ -515,17 +476,7 @@ fn loom_reaper_vs_a_live_rivals_stale_intent() {
             let _ = ring::try_claim(&*r0, &mut dead_l); // then SIGKILL
         });
         let r1 = Arc::clone(&r);
-        let live = thread::spawn(move || {
-            ring::publish(
-                &*r1,
-                &mut live_l,
-                &msg(1, 1),
-                0,
-                WaitStrategy::Park,
-                Deadline::Never,
-            )
-            .unwrap()
-        });
+        let live = thread::spawn(move || send(&r1, &mut live_l, &msg(1, 1)));
         let r2 = Arc::clone(&r);
         let reaper = thread::spawn(move || {
             dying.join().unwrap();
@@ -584,7 +535,7 @@ fn reaper_wakes_after_a_publisher_died_at(point: &'static str) {
 /// wedge), and the dying one's only if it committed, whole, once.
 #[test]
 fn loom_death_of_a_publisher_at_every_point_beside_a_live_rival() {
-    for &point in PUBLISHER_POINTS {
+    for point in crash::points_of(Role::Publisher) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
             let mut s = ring::attach_subscriber(&*r, 0, 1, false);
@@ -593,29 +544,13 @@ fn loom_death_of_a_publisher_at_every_point_beside_a_live_rival() {
                 crash::die_at(point, 1);
                 crash::run_until_death(|| {
                     let mut l = ring::attach_publisher(&*r0, 0, 1);
-                    ring::publish(
-                        &*r0,
-                        &mut l,
-                        &msg(0, 0),
-                        0,
-                        WaitStrategy::Park,
-                        Deadline::Never,
-                    )
-                    .unwrap()
+                    send(&r0, &mut l, &msg(0, 0))
                 })
             });
             let r1 = Arc::clone(&r);
             let live = thread::spawn(move || {
                 let mut l = ring::attach_publisher(&*r1, 1, 1);
-                ring::publish(
-                    &*r1,
-                    &mut l,
-                    &msg(1, 1),
-                    0,
-                    WaitStrategy::Park,
-                    Deadline::Never,
-                )
-                .unwrap()
+                send(&r1, &mut l, &msg(1, 1))
             });
             let r2 = Arc::clone(&r);
             let reaper = thread::spawn(move || {
@@ -649,7 +584,7 @@ fn loom_death_of_a_publisher_at_every_point_beside_a_live_rival() {
 /// was committed.
 #[test]
 fn loom_death_of_a_lone_publisher_at_every_point() {
-    for &point in PUBLISHER_POINTS {
+    for point in crash::points_of(Role::Publisher) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
             let mut s = ring::attach_subscriber(&*r, 0, 1, false);
@@ -658,15 +593,7 @@ fn loom_death_of_a_lone_publisher_at_every_point() {
                 crash::die_at(point, 1);
                 crash::run_until_death(|| {
                     let mut l = ring::attach_publisher(&*r0, 0, 1);
-                    ring::publish(
-                        &*r0,
-                        &mut l,
-                        &msg(0, 0),
-                        0,
-                        WaitStrategy::Park,
-                        Deadline::Never,
-                    )
-                    .unwrap()
+                    send(&r0, &mut l, &msg(0, 0))
                 })
             });
             let r1 = Arc::clone(&r);
@@ -685,15 +612,7 @@ fn loom_death_of_a_lone_publisher_at_every_point() {
             let committed = r.slot(0).stamp.load(Ordering::Acquire)
                 == crate::layout::stamp::pack(0, crate::layout::stamp::COMMITTED);
             let mut l = ring::attach_publisher(&*r, 1, 1);
-            ring::publish(
-                &*r,
-                &mut l,
-                &msg(1, 7),
-                0,
-                WaitStrategy::Park,
-                Deadline::Never,
-            )
-            .unwrap();
+            send(&r, &mut l, &msg(1, 7));
             let got = subscriber.join().unwrap();
             let want_dying = usize::from(committed);
             assert_eq!(got.len(), want_dying + 1, "{point}: {got:?}");
@@ -710,18 +629,7 @@ fn loom_death_of_a_lone_publisher_at_every_point() {
 /// inside its detach, between leaving the gate and waking the publishers).
 #[test]
 fn loom_death_of_a_subscriber_at_every_point_releases_a_blocked_publisher() {
-    const SUBSCRIBER_POINTS: &[&str] = &[
-        "attach.sub.entry",
-        "attach.sub.start",
-        "park.prepare",
-        "recv.peek",
-        "recv.copy",
-        "recv.consume",
-        "recv.notify",
-        "detach.sub.retiring",
-        "detach.sub.notify",
-    ];
-    for &point in SUBSCRIBER_POINTS {
+    for point in crash::points_of(Role::Subscriber) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
             let mut p = ring::attach_publisher(&*r, 0, 1);
@@ -745,15 +653,7 @@ fn loom_death_of_a_subscriber_at_every_point_releases_a_blocked_publisher() {
             // one, the fourth waits for it to leave or be reaped (and the
             // third for its first read).
             for k in 0..4 {
-                ring::publish(
-                    &*r,
-                    &mut p,
-                    &msg(0, k),
-                    0,
-                    WaitStrategy::Park,
-                    Deadline::Never,
-                )
-                .unwrap();
+                send(&r, &mut p, &msg(0, k));
             }
             reaper.join().unwrap();
         });
@@ -766,8 +666,7 @@ fn loom_death_of_a_subscriber_at_every_point_releases_a_blocked_publisher() {
 /// parked subscriber receives the live publisher's message.
 #[test]
 fn loom_death_of_the_reaper_at_every_point() {
-    const REAPER_POINTS: &[&str] = &["reap.retiring", "reap.abandon", "reap.wake", "reap.free"];
-    for &point in REAPER_POINTS {
+    for point in crash::points_of(Role::Reaper) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
             let mut s = ring::attach_subscriber(&*r, 0, 1, false);
@@ -776,15 +675,7 @@ fn loom_death_of_the_reaper_at_every_point() {
             let r1 = Arc::clone(&r);
             let live = thread::spawn(move || {
                 let mut l = ring::attach_publisher(&*r1, 1, 1);
-                ring::publish(
-                    &*r1,
-                    &mut l,
-                    &msg(1, 1),
-                    0,
-                    WaitStrategy::Park,
-                    Deadline::Never,
-                )
-                .unwrap()
+                send(&r1, &mut l, &msg(1, 1))
             });
             let r2 = Arc::clone(&r);
             let reapers = thread::spawn(move || {

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::layout::TopicConfig;
 use crate::liveness;
-use crate::ring::{self, Deadline, PubLocal, RingMemory, WaitStrategy};
+use crate::ring::{self, PubLocal, RingMemory};
 use crate::topic::MappedTopic;
+use crate::wait::{Deadline, WaitStrategy};
 
 /// A handle that publishes messages on one topic. Not `Sync`: use one per
 /// thread (each holds its own entry in the topic).

@@ -85,8 +85,7 @@ use crate::layout::{
     CLAIMED, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_RETIRING, MAX_SEQ, NO_SEQ,
 };
 use crate::sync::{fence, spin_hint, yield_now, Ordering};
-use crate::wait::{self, spin_round, spins_now, Parked};
-pub(crate) use crate::wait::{Deadline, WaitStrategy};
+use crate::wait::{self, spin_round, spins_now, Deadline, Parked, WaitStrategy};
 
 /// Access to a topic's shared state, wherever it lives.
 pub(crate) trait RingMemory {
@@ -299,10 +298,11 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
         }
         // Record the intent before the claim: if we die after the CAS
         // succeeds, the reaper finds `t` here and abandons the slot.
-        // SYNC POINT (intent): Release (a plain store on x86) so that a
-        // reaper reading any later value of our record also sees what we
-        // did before it, our commits included (`reclaim_publisher`); the
-        // AcqRel CAS below orders the intent before the claim.
+        // SYNC POINT (intent): Release (a plain store on x86), pairing with
+        // the reaper's Acquire load of our record in `live_rival_naming`:
+        // a reaper that reads this or any later value also sees what we
+        // did before it, our commits included. The AcqRel CAS below orders
+        // the intent before the claim.
         entry.inflight.store(t, Ordering::Release);
         point("claim.intent");
         match data
@@ -313,6 +313,8 @@ pub(crate) fn try_claim<M: RingMemory>(m: &M, p: &mut PubLocal) -> Result<u64> {
                 point("claim.cas");
                 // The claim is won: mark the record so that a reaper can
                 // tell it from a rival's stale intent for the same `t`.
+                // Relaxed: a reaper that still reads the bare intent `t`
+                // treats it as a possible owner (it waits), never as free.
                 entry.inflight.store(t | CLAIMED, Ordering::Relaxed);
                 point("claim.won");
                 return Ok(t);
@@ -463,8 +465,9 @@ fn commit_slot<M: RingMemory>(m: &M, p: &PubLocal, seq: u64, len: u32, flags: u3
         .store(stamp::pack(seq, stamp::COMMITTED), Ordering::Release);
     point("commit.stamp");
     let e = m.pub_entry(p.index);
-    // SYNC POINT (intent): Release, so a reaper that reads this (or any
-    // later) value of our record sees the commit above.
+    // SYNC POINT (intent): Release, pairing with the reaper's Acquire load
+    // in `live_rival_naming`: a reaper that reads this (or any later) value
+    // of our record sees the commit above.
     e.inflight.store(NO_SEQ, Ordering::Release);
     point("commit.clear");
     if flags == 0 {
@@ -912,9 +915,7 @@ pub(crate) fn reclaim_publisher<M: RingMemory>(m: &M, i: u32) -> PubReclaim {
         }
     }
     point("reap.abandon");
-    if e.waiting.load(Ordering::Relaxed) != 0 {
-        e.waiting.store(0, Ordering::Relaxed);
-    }
+    e.waiting.store(0, Ordering::Relaxed);
     m.data().reaped_publishers.fetch_add(1, Ordering::Relaxed);
     if abandoned {
         m.data().abandoned.fetch_add(1, Ordering::Relaxed);
@@ -979,6 +980,8 @@ fn live_rival_naming<M: RingMemory>(m: &M, i: u32, seq: u64) -> Option<bool> {
         if j == i || e.state.load(Ordering::Acquire) != ENTRY_ACTIVE {
             continue;
         }
+        // SYNC POINT (intent): Acquire pairs with the Release stores of the
+        // record in `try_claim` and `commit_slot`.
         let r = e.inflight.load(Ordering::Acquire);
         if r != NO_SEQ && r & !CLAIMED == seq {
             if r & CLAIMED != 0 {
@@ -1010,9 +1013,7 @@ pub(crate) fn reclaim_subscriber<M: RingMemory>(m: &M, i: u32) -> bool {
     }
     e.state.store(ENTRY_RETIRING, Ordering::Release);
     point("reap.retiring");
-    if e.waiting.load(Ordering::Relaxed) != 0 {
-        e.waiting.store(0, Ordering::Relaxed);
-    }
+    e.waiting.store(0, Ordering::Relaxed);
     m.subs().reaped_subscribers.fetch_add(1, Ordering::Relaxed);
     // Publishers blocked on the dead cursor may go on.
     wake_both_sides(m);

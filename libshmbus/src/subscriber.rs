@@ -49,9 +49,10 @@ use crate::error::{Error, Result};
 use crate::futex::WaitOutcome;
 use crate::layout::{Geometry, Policy, TopicConfig};
 use crate::liveness;
-use crate::ring::{self, Deadline, Found, RingMemory, SubLocal, WaitStrategy};
+use crate::ring::{self, Found, RingMemory, SubLocal};
 use crate::sync::Ordering;
 use crate::topic::MappedTopic;
+use crate::wait::{Deadline, WaitStrategy};
 
 /// How a subscriber starts and waits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -62,11 +62,11 @@ fn an_interrupt_storm_never_leaves_a_parked_subscriber_asleep() {
     assert!(seen.load(Ordering::Relaxed) > 0);
 }
 
-/// An interrupt between a waiter's last check and its sleep (the window
-/// EINTR cannot close) makes the sleep return at once: the kernel compares
-/// the interrupt word with the sleep.
+/// An interrupt that lands before the call, after the program's own check
+/// of its stop flag (the window EINTR cannot close), is reported by the
+/// next blocking receive, once.
 #[test]
-fn an_interrupt_before_the_park_ends_it_at_once() {
+fn an_interrupt_just_before_recv_is_reported_by_it() {
     let bus = format!("unit-{}-before", std::process::id());
     let _owner =
         TopicOwner::create(&bus, "t", &TopicConfig::default(), &SegmentPerms::default()).unwrap();

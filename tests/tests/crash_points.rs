@@ -26,6 +26,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use shmbus::CrashRole;
 use shmbus_tests::{bin, line_channel, process_state, signal, wait_until, TestBus, TestClient};
 
 /// Bound on anything that should take well under a second; reached only
@@ -151,29 +152,49 @@ fn print_and_assert(title: &str, rows: &[Row]) {
     );
 }
 
-/// Which role passes each point: a test per role, so all points are run.
-fn points_of(role: &str) -> Vec<&'static str> {
-    shmbus::CRASH_POINTS
-        .iter()
-        .copied()
-        .filter(|p| role_of(p) == role)
-        .collect()
+/// Runs the witness publisher to its end, waits for the victim (if any)
+/// to end, then closes the topic and checks the witness subscriber:
+/// whether the victim was killed, and what the subscriber saw.
+fn run_witnesses(
+    bus: &TestBus,
+    wsub: TestClient,
+    victim: Option<&mut Child>,
+) -> (bool, Result<Seen, String>) {
+    let published = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]).finish();
+    // Before the close: a victim still publishing would get `Closed`.
+    let died = victim.is_some_and(victim_died);
+    let seen = if published == format!("published {WITNESS}") {
+        close_and_check(bus, "t", wsub)
+    } else {
+        Err(format!("witness publisher: {published}"))
+    };
+    (died, seen)
 }
 
-fn role_of(point: &str) -> &'static str {
-    match point.split('.').next() {
-        Some("claim" | "write" | "commit" | "abandon") => "publisher",
-        Some("attach" | "detach") if point.ends_with(".pub") => "publisher",
-        Some("recv" | "park" | "attach" | "detach") => "subscriber",
-        Some("reap") => "reaper",
-        _ => panic!("crash point `{point}` has no role in the driver: add it"),
-    }
-}
-
-#[test]
-fn every_crash_point_has_a_role() {
-    for p in shmbus::CRASH_POINTS {
-        role_of(p);
+/// A row for a victim killed (or not) at `point`'s `n`-th hit.
+fn row(
+    point: &str,
+    n: u32,
+    died: bool,
+    seen: Result<Seen, String>,
+    what: impl Fn(&Seen) -> String,
+) -> Row {
+    let (ok, outcome) = match seen {
+        Ok(seen) => (
+            true,
+            format!(
+                "{}; {}",
+                if died { "killed" } else { "lived (fewer hits)" },
+                what(&seen)
+            ),
+        ),
+        Err(e) => (false, e),
+    };
+    Row {
+        point: point.to_string(),
+        n,
+        outcome,
+        ok,
     }
 }
 
@@ -182,40 +203,20 @@ fn every_crash_point_has_a_role() {
 #[test]
 fn a_publisher_killed_at_every_point_wedges_nothing_and_loses_nothing() {
     let mut rows = Vec::new();
-    for point in points_of("publisher") {
+    for point in shmbus::crash_points_of(CrashRole::Publisher) {
         for n in [1u32, 2, 7, 30] {
             let (bus, wsub) = setup("crashpub");
             let (mut v, _vl) = victim(
                 &["victim-pub", &bus.name, "t", "0", &VICTIM_PUB.to_string()],
                 &format!("{point}:{n}"),
             );
-            let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
-            let published = wpub.finish();
-            let died = victim_died(&mut v);
-            let r = if published != format!("published {WITNESS}") {
-                Err(format!("witness publisher: {published}"))
-            } else {
-                close_and_check(&bus, "t", wsub)
-            };
-            let (ok, outcome) = match r {
-                Ok(seen) => (
-                    true,
-                    format!(
-                        "{}; {} delivered ({} of the victim), {} skipped",
-                        if died { "killed" } else { "lived (fewer hits)" },
-                        seen.delivered,
-                        seen.victim_msgs,
-                        seen.skipped
-                    ),
-                ),
-                Err(e) => (false, e),
-            };
-            rows.push(Row {
-                point: point.to_string(),
-                n,
-                outcome,
-                ok,
-            });
+            let (died, seen) = run_witnesses(&bus, wsub, Some(&mut v));
+            rows.push(row(point, n, died, seen, |seen| {
+                format!(
+                    "{} delivered ({} of the victim), {} skipped",
+                    seen.delivered, seen.victim_msgs, seen.skipped
+                )
+            }));
         }
     }
     print_and_assert("publisher killed at each point", &rows);
@@ -226,7 +227,7 @@ fn a_publisher_killed_at_every_point_wedges_nothing_and_loses_nothing() {
 #[test]
 fn a_subscriber_killed_at_every_point_never_holds_a_publisher() {
     let mut rows = Vec::new();
-    for point in points_of("subscriber") {
+    for point in shmbus::crash_points_of(CrashRole::Subscriber) {
         for n in [1u32, 2, 17] {
             let (bus, wsub) = setup("crashsub");
             let (mut v, vl) = victim(
@@ -235,31 +236,10 @@ fn a_subscriber_killed_at_every_point_never_holds_a_publisher() {
             );
             // Attached (or dead trying) before the publisher starts.
             let _ = vl.recv_timeout(STALL);
-            let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
-            let published = wpub.finish();
-            let died = victim_died(&mut v);
-            let r = if published != format!("published {WITNESS}") {
-                Err(format!("witness publisher: {published}"))
-            } else {
-                close_and_check(&bus, "t", wsub)
-            };
-            let (ok, outcome) = match r {
-                Ok(seen) => (
-                    true,
-                    format!(
-                        "{}; witness publisher done, {} delivered",
-                        if died { "killed" } else { "lived (fewer hits)" },
-                        seen.delivered
-                    ),
-                ),
-                Err(e) => (false, e),
-            };
-            rows.push(Row {
-                point: point.to_string(),
-                n,
-                outcome,
-                ok,
-            });
+            let (died, seen) = run_witnesses(&bus, wsub, Some(&mut v));
+            rows.push(row(point, n, died, seen, |seen| {
+                format!("witness publisher done, {} delivered", seen.delivered)
+            }));
         }
     }
     print_and_assert("subscriber killed at each point", &rows);
@@ -271,7 +251,7 @@ fn a_subscriber_killed_at_every_point_never_holds_a_publisher() {
 #[test]
 fn the_daemon_killed_at_every_reaper_point_is_repaired_by_the_next() {
     let mut rows = Vec::new();
-    for point in points_of("reaper") {
+    for point in shmbus::crash_points_of(CrashRole::Reaper) {
         let mut bus = TestBus::new("crashreap");
         let mut cmd = bus.daemon_command();
         let mut daemon = cmd
@@ -292,13 +272,7 @@ fn the_daemon_killed_at_every_reaper_point_is_repaired_by_the_next() {
         drop(holder); // SIGKILL: the daemon reaps it, and dies at `point`
         let died = victim_died(&mut daemon);
         bus.start_daemon(); // adopts the topic and reaps again
-        let wpub = TestClient::ready(&["pub", &bus.name, "t", "1", &WITNESS.to_string()]);
-        let published = wpub.finish();
-        let r = if published != format!("published {WITNESS}") {
-            Err(format!("witness publisher: {published}"))
-        } else {
-            close_and_check(&bus, "t", wsub)
-        };
+        let (_, r) = run_witnesses(&bus, wsub, None);
         let (ok, outcome) = match r {
             Ok(seen) if died && seen.skipped == 1 => (
                 true,

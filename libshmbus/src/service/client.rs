@@ -41,13 +41,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::racy::atomic_read_bytes;
-use crate::ring::WaitStrategy;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply::{self, Seen};
 use crate::service::wait::{wait_for, Limit};
 use crate::sync::Ordering;
+use crate::wait::WaitStrategy;
 
 /// Redeems one call made with [`Client::send_request`]. Valid only on the
 /// client that made it, until the reply is received or the call cancelled.

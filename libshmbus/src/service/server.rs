@@ -25,13 +25,13 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::racy::atomic_read_bytes;
-use crate::ring::WaitStrategy;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_ERROR, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply;
 use crate::service::wait::{wait_for, Limit};
 use crate::sync::Ordering;
+use crate::wait::WaitStrategy;
 
 /// Names the call a request belongs to, for [`Server::reply`]. Copyable:
 /// the reply may be sent after the [`Request`] view is dropped.
