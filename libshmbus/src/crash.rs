@@ -1,8 +1,8 @@
 //! Named crash points: every step of the ring protocol (claim, write,
-//! commit, abandon, receive, park, attach, detach) and of the reaper calls
-//! [`point`] with the step's name, so that tests can kill a process — or
-//! stop a model-checked thread for ever — at *every* step, not at a few
-//! chosen ones. (The service protocol has no points yet.)
+//! commit, abandon, receive, park, attach, detach), of the reaper, and of a
+//! service call and its reply calls [`point`] with the step's name, so that
+//! tests can kill a process — or stop a model-checked thread for ever — at
+//! *every* step, not at a few chosen ones.
 //!
 //! Three builds:
 //! * **normal** (no feature): [`point`] is an empty inline function; the
@@ -52,6 +52,23 @@ pub const POINTS: &[&str] = &[
     "reap.abandon",
     "reap.wake",
     "reap.free",
+    // a service client: one call
+    "call.begin",
+    "call.claim",
+    "call.write",
+    "call.publish",
+    "call.notify",
+    "call.reply",
+    "call.release",
+    // a service server: taking a request, replying
+    "serve.take",
+    "serve.claim",
+    "serve.copy",
+    "serve.begin",
+    "serve.write",
+    "serve.finish",
+    "serve.notify",
+    "serve.free",
 ];
 
 /// Which process passes a crash point, so the driver and the death models
@@ -64,6 +81,10 @@ pub enum Role {
     Subscriber,
     /// Whoever reaps a dead entry (the daemon, or a client taking it over).
     Reaper,
+    /// A service's client: one call, from its request to taking the reply.
+    ServiceClient,
+    /// A service's server: taking a request, replying, freeing the cell.
+    ServiceServer,
 }
 
 /// The role of `point`, by its name; `None` for a name no role claims (a
@@ -75,6 +96,8 @@ pub fn role(point: &str) -> Option<Role> {
         }
         ["recv" | "park", ..] | ["attach" | "detach", "sub", ..] => Some(Role::Subscriber),
         ["reap", ..] => Some(Role::Reaper),
+        ["call", ..] => Some(Role::ServiceClient),
+        ["serve", ..] => Some(Role::ServiceServer),
         _ => None,
     }
 }
@@ -197,7 +220,12 @@ mod tests {
     /// is listed: the enumeration is the code's, not a chosen sample.
     #[test]
     fn every_point_is_called_and_listed() {
-        let sources = [include_str!("ring.rs"), include_str!("wait.rs")];
+        let sources = [
+            include_str!("ring.rs"),
+            include_str!("wait.rs"),
+            include_str!("service/client.rs"),
+            include_str!("service/server.rs"),
+        ];
         let called: std::collections::BTreeSet<&str> = sources
             .iter()
             .flat_map(|src| src.split("point(\"").skip(1))

@@ -39,14 +39,22 @@ const VICTIM_PUB: u64 = 60;
 /// Messages the victim subscriber reads before it detaches.
 const VICTIM_SUB: u64 = 40;
 
-/// A victim process with its crash plan.
+/// A victim `shmbus-test-client` with its crash plan.
 fn victim(args: &[&str], plan: &str) -> (Child, Receiver<String>) {
-    let mut child = Command::new(bin("shmbus-test-client"))
+    spawn_with_plan("shmbus-test-client", args, Some(plan))
+}
+
+/// Starts test binary `name` with `args` and, if given, a crash plan.
+fn spawn_with_plan(name: &str, args: &[&str], plan: Option<&str>) -> (Child, Receiver<String>) {
+    let mut cmd = Command::new(bin(name));
+    if let Some(plan) = plan {
+        cmd.env("SHMBUS_CRASH_AT", plan);
+    }
+    let mut child = cmd
         .args(args)
-        .env("SHMBUS_CRASH_AT", plan)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawn victim");
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     let lines = line_channel(child.stdout.take().expect("stdout"));
     (child, lines)
 }
@@ -362,4 +370,137 @@ fn a_rival_paused_at_its_worst_moment_does_not_wedge_the_topic() {
         });
     }
     print_and_assert("rival stopped at claim.intent, victim killed", &rows);
+}
+
+// ------------------------------------------------------------- services
+//
+// A service `s` (no daemon: the first server creates it), a witness server
+// and a witness client making `CALLS` calls one at a time; each call must
+// be answered with its own reply, intact, or end with `ServerGone` (a
+// server died holding it: at most one per victim death, since calls are
+// sequential); the client never hangs, and the witness server answers the
+// rest.
+
+/// Calls of the witness client.
+const CALLS: u64 = 200;
+
+/// A process of `shmbus-service-client` that printed `ready`.
+fn service_proc(args: &[&str], plan: Option<&str>) -> (Child, Receiver<String>) {
+    let (child, lines) = spawn_with_plan("shmbus-service-client", args, plan);
+    let first = lines.recv_timeout(STALL).expect("service process hung");
+    assert_eq!(first, "ready", "{args:?}");
+    (child, lines)
+}
+
+/// The witness client's summary, checked: every call answered with its own
+/// reply or ended by `ServerGone`, at most `max_gone` of those.
+fn witness_calls(bus: &TestBus, max_gone: u64) -> Result<String, String> {
+    let (mut c, lines) = service_proc(
+        &["call-tolerant", &bus.name, "s", "7", &CALLS.to_string()],
+        None,
+    );
+    let line = lines
+        .recv_timeout(STALL)
+        .map_err(|_| "the witness client hung".to_string())?;
+    let status = shmbus_tests::wait_exit(&mut c, STALL);
+    let v: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("summary `{line}`: {e}"))?;
+    let (replied, gone) = (
+        v["replied"].as_u64().unwrap_or(0),
+        v["gone"].as_u64().unwrap_or(u64::MAX),
+    );
+    if !status.success() || v["errors"] != serde_json::json!([]) {
+        return Err(format!("witness client {status}: {line}"));
+    }
+    if replied + gone != CALLS || gone > max_gone {
+        return Err(format!(
+            "{replied} replied + {gone} gone of {CALLS} (at most {max_gone} gone)"
+        ));
+    }
+    Ok(format!("{replied} replied, {gone} ServerGone"))
+}
+
+/// Whether a victim that may still be running was killed at its point
+/// (else it lived, and is killed now).
+fn died_or_kill(victim: &mut Child) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    match victim.try_wait().expect("try_wait") {
+        Some(status) => status.signal() == Some(9),
+        None => {
+            let _ = victim.kill();
+            let _ = victim.wait();
+            false
+        }
+    }
+}
+
+/// A server killed at every server point, beside a witness server.
+#[test]
+fn a_server_killed_at_every_point_hangs_no_caller() {
+    let mut rows = Vec::new();
+    for point in shmbus::crash_points_of(CrashRole::ServiceServer) {
+        for n in [1u32, 2, 17] {
+            let bus = TestBus::new("crashsrv");
+            let (mut witness, _wl) = service_proc(&["serve", &bus.name, "s", "1", "8"], None);
+            let plan = format!("{point}:{n}");
+            let (mut v, _vl) = service_proc(&["serve", &bus.name, "s", "9", "8"], Some(&plan));
+            let seen = witness_calls(&bus, 1);
+            let died = died_or_kill(&mut v);
+            let _ = witness.kill();
+            let _ = witness.wait();
+            let (ok, outcome) = match seen {
+                Ok(s) => (
+                    true,
+                    format!(
+                        "{}; {s}",
+                        if died { "killed" } else { "lived (fewer hits)" }
+                    ),
+                ),
+                Err(e) => (false, e),
+            };
+            rows.push(Row {
+                point: point.to_string(),
+                n,
+                outcome,
+                ok,
+            });
+        }
+    }
+    print_and_assert("service server killed at each point", &rows);
+}
+
+/// A client killed at every client point, beside a witness client whose
+/// calls must all be answered (a dead client never blocks the queue).
+#[test]
+fn a_client_killed_at_every_point_blocks_no_other_call() {
+    let mut rows = Vec::new();
+    for point in shmbus::crash_points_of(CrashRole::ServiceClient) {
+        for n in [1u32, 2, 17] {
+            let bus = TestBus::new("crashcli");
+            let (mut server, _sl) = service_proc(&["serve", &bus.name, "s", "1", "8"], None);
+            let plan = format!("{point}:{n}");
+            let (mut v, _vl) = service_proc(&["call", &bus.name, "s", "3", "40", "4"], Some(&plan));
+            let seen = witness_calls(&bus, 0);
+            let died = victim_died(&mut v);
+            let _ = server.kill();
+            let _ = server.wait();
+            let (ok, outcome) = match seen {
+                Ok(s) => (
+                    true,
+                    format!(
+                        "{}; {s}",
+                        if died { "killed" } else { "lived (fewer hits)" }
+                    ),
+                ),
+                Err(e) => (false, e),
+            };
+            rows.push(Row {
+                point: point.to_string(),
+                n,
+                outcome,
+                ok,
+            });
+        }
+    }
+    print_and_assert("service client killed at each point", &rows);
 }

@@ -39,6 +39,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::crash::point;
 use crate::error::{Error, Result};
 use crate::racy::atomic_read_bytes;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_OK};
@@ -431,6 +432,7 @@ impl Client {
         e.next_corr.store(self.next_corr, Ordering::Release);
         let rs = m.reply_slot(me, slot);
         reply::begin_call(rs, corr);
+        point("call.begin");
         let pos = match queue::try_claim(m, me) {
             Claim::Got(pos) => Ok(pos),
             Claim::Blocked { blocker } => {
@@ -476,6 +478,7 @@ impl Client {
                 return Err(err);
             }
         };
+        point("call.claim");
         let cell = m.cell(pos);
         cell.client.store(me, Ordering::Relaxed);
         cell.slot.store(slot, Ordering::Relaxed);
@@ -490,6 +493,7 @@ impl Client {
         // the cell meanwhile: we hold no reference to it and never read it
         // back, so the compiler has nothing to assume about its contents.
         unsafe { std::ptr::copy_nonoverlapping(req.as_ptr(), m.cell_payload(pos), req.len()) };
+        point("call.write");
         if !queue::publish(m, pos, me) {
             reply::release(rs);
             self.free.push(slot);
@@ -498,8 +502,10 @@ impl Client {
                 "a queue cell being written was taken away (another process broke the protocol)",
             ));
         }
+        point("call.publish");
         // `publish` was a SeqCst CAS: no fence needed (see the method).
         m.shared().request_ready.notify_all_after_seqcst_rmw();
+        point("call.notify");
         count_own(&e.calls);
         self.pending[slot as usize] = Some(corr);
         Ok(Ticket {
@@ -621,6 +627,7 @@ impl Client {
                     unsafe {
                         atomic_read_bytes(m.reply_payload(me, slot), &mut self.reply_buf[..len])
                     };
+                    point("call.reply");
                     let bytes = &self.reply_buf[..len];
                     let rtt = self.sent_at[slot as usize].elapsed();
                     m.counters()
@@ -651,6 +658,7 @@ impl Client {
             )),
         };
         reply::release(rs);
+        point("call.release");
         self.pending[slot as usize] = None;
         self.free.push(slot);
         result

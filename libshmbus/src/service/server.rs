@@ -23,6 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use crate::crash::point;
 use crate::error::{Error, Result};
 use crate::racy::atomic_read_bytes;
 use crate::service::layout::{count_own, ServiceConfig, STATUS_ERROR, STATUS_OK};
@@ -206,7 +207,10 @@ impl Server {
         // Bounded: each round consumes a dropped request.
         for _ in 0..m.capacity() + 1 {
             let pos = match queue::try_take(m, me) {
-                Claim::Got(pos) => pos,
+                Claim::Got(pos) => {
+                    point("serve.take");
+                    pos
+                }
                 Claim::Blocked { blocker } => {
                     self.blocker.set(blocker);
                     return None;
@@ -220,6 +224,7 @@ impl Server {
             let valid =
                 client < cfg.max_clients && slot < cfg.max_in_flight && len <= cfg.max_request_size;
             if valid && reply::take(m.reply_slot(client, slot), corr, me) {
+                point("serve.claim");
                 count_own(&e.taken);
                 let len = len as usize;
                 let mut buf = self.requests.take();
@@ -233,6 +238,7 @@ impl Server {
                 // it (every party maps the segment read-write), so it is read
                 // with atomic loads, and only the private copy is handed out.
                 unsafe { atomic_read_bytes(m.cell_payload(pos), &mut buf[..len]) };
+                point("serve.copy");
                 return Some(Request {
                     server: self,
                     pos,
@@ -334,7 +340,9 @@ impl Server {
         let ok = t.client < cfg.max_clients
             && t.slot < cfg.max_in_flight
             && reply::begin_reply(self.m.reply_slot(t.client, t.slot), t.corr, self.index);
-        if !ok {
+        if ok {
+            point("serve.begin");
+        } else {
             count_own(&self.m.server(self.index).dropped);
             self.m.shared().dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -348,12 +356,14 @@ impl Server {
         slot.status.store(status, Ordering::Relaxed);
         let ok = reply::finish_reply(slot, t.corr, self.index);
         if ok {
+            point("serve.finish");
             count_own(&self.m.server(self.index).replied);
             // `finish_reply` was a SeqCst CAS: no fence needed.
             self.m
                 .client(t.client)
                 .reply_ready
                 .notify_all_after_seqcst_rmw();
+            point("serve.notify");
         }
         ok
     }
@@ -384,6 +394,7 @@ impl Server {
                 len,
             )
         };
+        point("serve.write");
         self.finish(t, status, len)
     }
 }
@@ -423,6 +434,7 @@ impl Drop for Request<'_> {
     fn drop(&mut self) {
         let m = &self.server.m;
         if queue::free(m, self.pos, self.server.index, queue::state::TAKEN) {
+            point("serve.free");
             // `free` was a SeqCst CAS: no fence needed (see the method).
             m.shared().space_ready.notify_all_after_seqcst_rmw();
         }

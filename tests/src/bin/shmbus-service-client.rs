@@ -13,6 +13,10 @@
 //! shmbus-service-client serve BUS NAME ID MAX_CLIENTS   answer forever ("ready" once attached)
 //! shmbus-service-client hold  BUS NAME                  take one request, print "holding", never reply
 //! shmbus-service-client call  BUS NAME TAG COUNT DEPTH  COUNT calls, DEPTH pipelined; print a JSON summary
+//! shmbus-service-client call-tolerant BUS NAME TAG COUNT
+//!                                                       COUNT calls one at a time, each answered
+//!                                                       or ended by ServerGone (a server died
+//!                                                       holding it); print a JSON summary
 //! shmbus-service-client call-one BUS NAME TIMEOUT_MS    one call; print "ok" (its own reply,
 //!                                                       checked) or the error's kind
 //! shmbus-service-client call-idempotent BUS NAME TIMEOUT_MS
@@ -59,6 +63,7 @@ fn main() {
     let result = match arg(0) {
         "serve" => serve(arg(1), arg(2), num(3) as u32, num(4) as u32),
         "hold" => hold(arg(1), arg(2)),
+        "call-tolerant" => call_tolerant(arg(1), arg(2), num(3), num(4)),
         "call" => call(arg(1), arg(2), num(3), num(4), num(5) as usize),
         "call-one" => call_one(arg(1), arg(2), num(3), false),
         "call-idempotent" => call_one(arg(1), arg(2), num(3), true),
@@ -241,5 +246,34 @@ fn latency(bus: &str, name: &str, n: u64, spin: bool) -> shmbus::Result<()> {
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize];
     say(&format!("calls {n} p50_ns {} p99_ns {}", at(0.5), at(0.99)));
+    Ok(())
+}
+
+fn call_tolerant(bus: &str, name: &str, tag: u64, count: u64) -> shmbus::Result<()> {
+    let mut client = Client::attach(bus, name)?;
+    say("ready");
+    let mut buf = [0u8; 512];
+    let (mut replied, mut gone) = (0u64, 0u64);
+    let mut errors: Vec<String> = Vec::new();
+    for k in 0..count {
+        let len = request(tag, k, &mut buf);
+        let sum = checksum(&buf[..len]);
+        match client.call(&buf[..len], Duration::from_secs(60)) {
+            Ok(reply) => {
+                replied += 1;
+                let ok = reply.len() == 28
+                    && u64_at(&reply, 4) == tag
+                    && u64_at(&reply, 12) == k
+                    && u64_at(&reply, 20) == sum;
+                if !ok && errors.len() < 10 {
+                    errors.push(format!("call {k}: wrong reply {reply:?}"));
+                }
+            }
+            Err(Error::ServerGone { .. }) => gone += 1,
+            Err(e) => errors.push(format!("call {k}: {e}")),
+        }
+    }
+    let summary = serde_json::json!({ "replied": replied, "gone": gone, "errors": errors });
+    say(&summary.to_string());
     Ok(())
 }
