@@ -15,7 +15,7 @@
 //! no allocation, no lock.
 
 use std::ops::{Deref, DerefMut};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::layout::TopicConfig;
@@ -31,12 +31,6 @@ pub struct Publisher {
     t: MappedTopic,
     local: PubLocal,
     strategy: WaitStrategy,
-}
-
-fn deadline_after(t: Duration) -> Deadline {
-    Instant::now()
-        .checked_add(t)
-        .map_or(Deadline::Never, Deadline::At)
 }
 
 impl Publisher {
@@ -102,7 +96,7 @@ impl Publisher {
 
     /// Publishes `msg`, waiting at most `timeout` for room.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<u64> {
-        self.send_with(msg, deadline_after(timeout))
+        self.send_with(msg, Deadline::after(timeout))
     }
 
     /// Tells every subscriber that `lost` messages were lost before this
@@ -122,7 +116,7 @@ impl Publisher {
             &mut self.local,
             lost,
             self.strategy,
-            deadline_after(timeout),
+            Deadline::after(timeout),
         )
         .map(|_| ())
     }
@@ -155,7 +149,7 @@ impl Publisher {
 
     /// `loan`, waiting at most `timeout`.
     pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<Loan<'_>> {
-        self.loan_with(len, deadline_after(timeout))
+        self.loan_with(len, Deadline::after(timeout))
     }
 
     fn loan_with(&mut self, len: usize, deadline: Deadline) -> Result<Loan<'_>> {
@@ -185,7 +179,7 @@ impl Drop for Publisher {
         let pending_left = ring::finish_pending(
             &self.t,
             &mut self.local,
-            deadline_after(Duration::from_millis(100)),
+            Deadline::after(Duration::from_millis(100)),
         )
         .is_err();
         if !pending_left {

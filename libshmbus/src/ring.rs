@@ -362,7 +362,7 @@ pub(crate) fn claim<M: RingMemory>(
 /// Takes the slot of claimed sequence `seq` for writing: waits (bounded by
 /// `deadline`) until the previous lap's writer has finished with it, then
 /// marks it `WRITING(seq)`.
-pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) -> Result<()> {
+pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, mut deadline: Deadline) -> Result<()> {
     let cap = m.geometry().capacity();
     let slot = m.slot(seq);
     let mut rounds: u32 = 0;
@@ -414,7 +414,7 @@ pub(crate) fn begin_write<M: RingMemory>(m: &M, seq: u64, deadline: Deadline) ->
         rounds = rounds.saturating_add(1);
         match deadline {
             Deadline::Now if rounds > 1024 => return Err(Error::Timeout),
-            Deadline::At(_) => {
+            Deadline::At(_) | Deadline::After(_) => {
                 deadline.remaining()?;
             }
             _ => {}

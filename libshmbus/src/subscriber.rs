@@ -178,7 +178,7 @@ impl Subscriber {
 
     /// Receives the next message, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
-        self.recv_with(deadline_after(timeout))
+        self.recv_with(Deadline::after(timeout))
     }
 
     fn recv_with(&mut self, deadline: Deadline) -> Result<Message<'_>> {
@@ -225,7 +225,7 @@ impl Subscriber {
 
     /// `recv_ref`, waiting at most `timeout`.
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<MessageGuard<'_>> {
-        self.recv_ref_with(deadline_after(timeout))
+        self.recv_ref_with(Deadline::after(timeout))
     }
 
     fn recv_ref_with(&mut self, deadline: Deadline) -> Result<MessageGuard<'_>> {
@@ -286,12 +286,6 @@ impl Drop for Subscriber {
             Geometry::sub_entry_offset(self.local.index),
         );
     }
-}
-
-fn deadline_after(t: Duration) -> Deadline {
-    Instant::now()
-        .checked_add(t)
-        .map_or(Deadline::Never, Deadline::At)
 }
 
 /// A message received with [`Subscriber::recv_ref`], held until the guard

@@ -86,11 +86,21 @@ pub(crate) fn spins_now(strategy: WaitStrategy, round: u32) -> bool {
     }
 }
 
-/// When a waiting call gives up.
+/// When a waiting call gives up: one type for topics and services.
+///
+/// A timeout given as [`Deadline::After`] starts counting at the first
+/// moment the wait has to read the clock (before its first park, or after a
+/// few hundred polls of a spin), not when it is called: a call answered
+/// within those polls reads no clock at all, and one that waits exceeds its
+/// timeout by at most those few microseconds of polling. One `Deadline`
+/// passed to several waits (a call's send, then its receive) is one budget:
+/// the first wait fixes the instant, the later ones share it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Deadline {
     /// Do not wait at all (`try_*`).
     Now,
+    /// Wait at most this long, counted from the first clock read.
+    After(Duration),
     /// Wait until this instant (`*_timeout`).
     At(Instant),
     /// Wait until done, closed or interrupted.
@@ -98,16 +108,40 @@ pub(crate) enum Deadline {
 }
 
 impl Deadline {
-    /// Time left, `None` for "forever"; `Err(Timeout)` once it has passed.
-    pub(crate) fn remaining(&self) -> Result<Option<Duration>> {
+    /// The deadline `t` from now (`Never` if that overflows the clock).
+    pub(crate) fn after(t: Duration) -> Deadline {
+        Deadline::after_from(Instant::now(), t)
+    }
+
+    /// Time left (`None`: forever); `Err(Timeout)` once it has passed. Reads
+    /// the clock only for a deadline that has a time.
+    pub(crate) fn remaining(&mut self) -> Result<Option<Duration>> {
         match *self {
             Deadline::Never => Ok(None),
             Deadline::Now => Err(Error::Timeout),
-            Deadline::At(t) => match t.checked_duration_since(Instant::now()) {
+            _ => self.remaining_at(Instant::now()),
+        }
+    }
+
+    /// Time left at `now`; fixes an `After` to the instant it ends.
+    pub(crate) fn remaining_at(&mut self, now: Instant) -> Result<Option<Duration>> {
+        if let Deadline::After(timeout) = *self {
+            *self = Deadline::after_from(now, timeout);
+        }
+        match *self {
+            Deadline::Never => Ok(None),
+            Deadline::Now => Err(Error::Timeout),
+            Deadline::At(t) => match t.checked_duration_since(now) {
                 Some(left) if !left.is_zero() => Ok(Some(left)),
                 _ => Err(Error::Timeout),
             },
+            // Fixed above.
+            Deadline::After(left) => Ok(Some(left)),
         }
+    }
+
+    fn after_from(now: Instant, t: Duration) -> Deadline {
+        now.checked_add(t).map_or(Deadline::Never, Deadline::At)
     }
 }
 

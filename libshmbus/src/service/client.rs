@@ -46,8 +46,9 @@ use crate::service::layout::{count_own, ServiceConfig, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply::{self, Seen};
-use crate::service::wait::{wait_for, Limit};
+use crate::service::wait::wait_for;
 use crate::sync::Ordering;
+use crate::wait::Deadline;
 use crate::wait::WaitStrategy;
 
 /// Redeems one call made with [`Client::send_request`]. Valid only on the
@@ -188,7 +189,7 @@ impl Client {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         // One budget for queueing and for the reply.
-        let mut limit = Limit::After(timeout);
+        let mut limit = Deadline::After(timeout);
         let ticket = self.send_with(req, &mut limit)?;
         self.finish_call(ticket, &mut limit, f)
     }
@@ -217,7 +218,7 @@ impl Client {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let mut limit = Limit::After(timeout);
+        let mut limit = Deadline::After(timeout);
         let mut ticket = self.send_with(req, &mut limit)?;
         loop {
             let seen = match self.await_reply(ticket, &mut limit) {
@@ -241,13 +242,13 @@ impl Client {
     /// queue is full; the reply is then awaited up to `timeout`.
     pub fn try_call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
         let ticket = self.try_send_request(req)?;
-        self.finish_call(ticket, &mut Limit::After(timeout), <[u8]>::to_vec)
+        self.finish_call(ticket, &mut Deadline::After(timeout), <[u8]>::to_vec)
     }
 
     fn finish_call<R>(
         &mut self,
         ticket: Ticket,
-        limit: &mut Limit,
+        limit: &mut Deadline,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         self.recv_with(ticket, limit, f)
@@ -267,22 +268,23 @@ impl Client {
     /// for room in the queue if it is full. Redeem the ticket with
     /// `recv_reply`.
     pub fn send_request(&mut self, req: &[u8]) -> Result<Ticket> {
-        self.send_with(req, &mut Limit::Never)
+        self.send_with(req, &mut Deadline::Never)
     }
 
     /// `send_request`, waiting at most `timeout` for room in the queue.
     pub fn send_request_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Ticket> {
-        self.send_with(req, &mut Limit::After(timeout))
+        self.send_with(req, &mut Deadline::After(timeout))
     }
 
     /// `send_request` that never waits: `ServiceBusy` if the queue is full.
     pub fn try_send_request(&mut self, req: &[u8]) -> Result<Ticket> {
-        self.send_with(req, &mut Limit::Now).map_err(|e| match e {
-            Error::Timeout => Error::ServiceBusy {
-                service: self.m.service().to_string(),
-            },
-            e => e,
-        })
+        self.send_with(req, &mut Deadline::Now)
+            .map_err(|e| match e {
+                Error::Timeout => Error::ServiceBusy {
+                    service: self.m.service().to_string(),
+                },
+                e => e,
+            })
     }
 
     /// Sends `req` again after its call ended in `ServerGone`, for a
@@ -293,10 +295,10 @@ impl Client {
     /// requests that are safe to repeat: the dead server may have carried
     /// out the first one. `call_idempotent` does all of this itself.
     pub fn send_retry(&mut self, req: &[u8], timeout: Duration) -> Result<Ticket> {
-        self.retry_with(req, &mut Limit::After(timeout))
+        self.retry_with(req, &mut Deadline::After(timeout))
     }
 
-    fn retry_with(&mut self, req: &[u8], limit: &mut Limit) -> Result<Ticket> {
+    fn retry_with(&mut self, req: &[u8], limit: &mut Deadline) -> Result<Ticket> {
         // The server that died is reaped already (that is how the call
         // learnt of it); others may have died with it.
         self.m.reap_dead_servers();
@@ -308,7 +310,7 @@ impl Client {
     /// Waits at most `timeout` for the reply of `ticket`. On timeout the
     /// call stays in flight (call again, or `cancel` it).
     pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_with(ticket, &mut Limit::After(timeout), <[u8]>::to_vec)
+        self.recv_with(ticket, &mut Deadline::After(timeout), <[u8]>::to_vec)
     }
 
     /// `recv_reply`, lending the reply to `f` (from the client's own reply
@@ -319,12 +321,12 @@ impl Client {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with(ticket, &mut Limit::After(timeout), f)
+        self.recv_with(ticket, &mut Deadline::After(timeout), f)
     }
 
     /// The reply of `ticket` if it is there (`Ok(None)`: not yet).
     pub fn try_recv_reply(&mut self, ticket: Ticket) -> Result<Option<Vec<u8>>> {
-        match self.recv_with(ticket, &mut Limit::Now, <[u8]>::to_vec) {
+        match self.recv_with(ticket, &mut Deadline::Now, <[u8]>::to_vec) {
             Ok(v) => Ok(Some(v)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -405,7 +407,7 @@ impl Client {
         }
     }
 
-    fn send_with(&mut self, req: &[u8], limit: &mut Limit) -> Result<Ticket> {
+    fn send_with(&mut self, req: &[u8], limit: &mut Deadline) -> Result<Ticket> {
         let max = self.m.config().max_request_size as usize;
         if req.len() > max {
             return Err(Error::ServiceLimit {
@@ -436,7 +438,7 @@ impl Client {
         let pos = match queue::try_claim(m, me) {
             Claim::Got(pos) => Ok(pos),
             Claim::Blocked { blocker } => {
-                if *limit == Limit::Now {
+                if *limit == Deadline::Now {
                     Err(Error::Timeout)
                 } else {
                     let last = std::cell::Cell::new(blocker);
@@ -518,7 +520,7 @@ impl Client {
     fn recv_with<R>(
         &mut self,
         ticket: Ticket,
-        limit: &mut Limit,
+        limit: &mut Deadline,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
         let seen = self.await_reply(ticket, limit)?;
@@ -529,7 +531,7 @@ impl Client {
     /// (`Replied`, `Gone`, or `Lost`: the slot was overwritten). On a
     /// timeout or a signal the call stays in flight; `NoServer` gives it
     /// up (nobody is left to answer).
-    fn await_reply(&mut self, ticket: Ticket, limit: &mut Limit) -> Result<Seen> {
+    fn await_reply(&mut self, ticket: Ticket, limit: &mut Deadline) -> Result<Seen> {
         self.check_ticket(&ticket)?;
         let me = self.index;
         let m = &self.m;
@@ -665,19 +667,21 @@ impl Client {
     }
 }
 
-/// Whether the budget `limit` has run out by now. A `Limit::After` that no
+/// Whether the budget `limit` has run out by now. A `Deadline::After` that no
 /// wait has fixed yet (every attempt so far ended within its first polls)
 /// is fixed here to end its duration from now, as a wait's first clock read
 /// would, so that one call's repeats share one budget.
-fn spent(limit: &mut Limit) -> bool {
+fn spent(limit: &mut Deadline) -> bool {
     let now = Instant::now();
-    if let Limit::After(timeout) = *limit {
-        *limit = now.checked_add(timeout).map_or(Limit::Never, Limit::At);
+    if let Deadline::After(timeout) = *limit {
+        *limit = now
+            .checked_add(timeout)
+            .map_or(Deadline::Never, Deadline::At);
     }
     match *limit {
-        Limit::Now => true,
-        Limit::At(end) => now >= end,
-        Limit::After(_) | Limit::Never => false,
+        Deadline::Now => true,
+        Deadline::At(end) => now >= end,
+        Deadline::After(_) | Deadline::Never => false,
     }
 }
 
@@ -699,19 +703,19 @@ mod tests {
 
     #[test]
     fn a_budget_not_yet_started_starts_at_the_check() {
-        let mut zero = Limit::After(Duration::ZERO);
+        let mut zero = Deadline::After(Duration::ZERO);
         assert!(spent(&mut zero));
-        assert!(matches!(zero, Limit::At(_)));
-        let mut hour = Limit::After(Duration::from_secs(3600));
+        assert!(matches!(zero, Deadline::At(_)));
+        let mut hour = Deadline::After(Duration::from_secs(3600));
         assert!(!spent(&mut hour));
-        let Limit::At(end) = hour else {
+        let Deadline::At(end) = hour else {
             panic!("not fixed: {hour:?}")
         };
         // Fixed once: a second check keeps the same end.
         assert!(!spent(&mut hour));
-        assert_eq!(hour, Limit::At(end));
-        assert!(spent(&mut Limit::At(Instant::now())));
-        assert!(spent(&mut Limit::Now));
-        assert!(!spent(&mut Limit::Never));
+        assert_eq!(hour, Deadline::At(end));
+        assert!(spent(&mut Deadline::At(Instant::now())));
+        assert!(spent(&mut Deadline::Now));
+        assert!(!spent(&mut Deadline::Never));
     }
 }

@@ -30,8 +30,9 @@ use crate::service::layout::{count_own, ServiceConfig, STATUS_ERROR, STATUS_OK};
 use crate::service::mapped::{MappedService, Role};
 use crate::service::queue::{self, Claim, QueueMemory};
 use crate::service::reply;
-use crate::service::wait::{wait_for, Limit};
+use crate::service::wait::wait_for;
 use crate::sync::Ordering;
+use crate::wait::Deadline;
 use crate::wait::WaitStrategy;
 
 /// Names the call a request belongs to, for [`Server::reply`]. Copyable:
@@ -158,12 +159,12 @@ impl Server {
 
     /// Waits at most `timeout` for the next request.
     pub fn recv_request(&self, timeout: Duration) -> Result<Request<'_>> {
-        self.recv_with(Limit::After(timeout))
+        self.recv_with(Deadline::After(timeout))
     }
 
     /// The next request if one is queued.
     pub fn try_recv_request(&self) -> Result<Option<Request<'_>>> {
-        match self.recv_with(Limit::Now) {
+        match self.recv_with(Deadline::Now) {
             Ok(r) => Ok(Some(r)),
             Err(Error::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -173,7 +174,7 @@ impl Server {
     /// Waits for the next request as long as it takes (or until a signal:
     /// `Interrupted`).
     pub fn recv_request_forever(&self) -> Result<Request<'_>> {
-        self.recv_with(Limit::Never)
+        self.recv_with(Deadline::Never)
     }
 
     /// Answers requests with `handler` until an error (a signal:
@@ -258,7 +259,7 @@ impl Server {
         None
     }
 
-    fn recv_with(&self, mut limit: Limit) -> Result<Request<'_>> {
+    fn recv_with(&self, mut limit: Deadline) -> Result<Request<'_>> {
         let m = &self.m;
         let e = m.server(self.index);
         wait_for(

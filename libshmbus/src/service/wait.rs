@@ -18,48 +18,7 @@ use crate::eventcount::EventCount;
 use crate::futex::WaitOutcome;
 use crate::sync::AtomicU32;
 pub use crate::wait::TICK;
-use crate::wait::{park, spin_round, spins_now, Parked, WaitStrategy};
-
-/// How long a service operation may wait.
-///
-/// A timeout ([`Limit::After`]) starts counting at the first moment the
-/// operation has to read the clock while waiting (before its first park, or
-/// after a few hundred polls of a spin), not when it is called: a call that
-/// is answered within those polls reads no clock at all, and one that waits
-/// exceeds its timeout by at most those few microseconds of polling. One
-/// `Limit` passed to several waits (a call's send, then its receive) is one
-/// budget: the first wait fixes the instant, the later ones share it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Limit {
-    /// Do not wait at all (`try_*`).
-    Now,
-    /// Wait at most this long, counted from the first clock read.
-    After(Duration),
-    /// Wait until this instant.
-    At(Instant),
-    /// Wait until done or interrupted.
-    Never,
-}
-
-impl Limit {
-    /// Time left at `now` (`None`: forever); `Err(Timeout)` once it has
-    /// passed. Fixes an `After` to the instant it ends.
-    fn remaining(&mut self, now: Instant) -> Result<Option<Duration>> {
-        if let Limit::After(timeout) = *self {
-            *self = now.checked_add(timeout).map_or(Limit::Never, Limit::At);
-        }
-        match *self {
-            Limit::Never => Ok(None),
-            Limit::Now => Err(Error::Timeout),
-            Limit::At(t) => match t.checked_duration_since(now) {
-                Some(left) if !left.is_zero() => Ok(Some(left)),
-                _ => Err(Error::Timeout),
-            },
-            // Fixed above.
-            Limit::After(left) => Ok(Some(left)),
-        }
-    }
-}
+use crate::wait::{park, spin_round, spins_now, Deadline, Parked, WaitStrategy};
 
 /// Polls between two clock reads while spinning.
 const POLLS_PER_CLOCK: u32 = 256;
@@ -75,7 +34,7 @@ const POLLS_PER_CLOCK: u32 = 256;
 /// see who was waiting (stats) and clear it if the caller dies asleep.
 pub(crate) fn wait_for<T>(
     strategy: WaitStrategy,
-    limit: &mut Limit,
+    limit: &mut Deadline,
     ec: &EventCount,
     flag: &AtomicU32,
     mut poll: impl FnMut() -> Result<Option<T>>,
@@ -85,7 +44,7 @@ pub(crate) fn wait_for<T>(
     if let Some(v) = poll()? {
         return Ok(v);
     }
-    if *limit == Limit::Now {
+    if *limit == Deadline::Now {
         return Err(Error::Timeout);
     }
     let seen = crate::interrupt::generation();
@@ -109,7 +68,7 @@ pub(crate) fn wait_for<T>(
         }
         since_clock = 0;
         let now = Instant::now();
-        let left = limit.remaining(now)?;
+        let left = limit.remaining_at(now)?;
         let mut tick_at = *next_tick.get_or_insert(now + TICK);
         if now >= tick_at {
             if let Some(v) = tick()? {
