@@ -513,19 +513,25 @@ mod checks {
     const _: () = assert!(SUBS_SHARED_OFFSET + size_of::<SubsShared>() <= HEADER_SIZE);
 }
 
-/// Validates a data segment's header (`bytes` is the whole mapping) and
-/// returns its geometry. Refuses anything that does not fit exactly.
+/// Validates a data segment's header (`header`: a private copy of its first
+/// [`HEADER_SIZE`] bytes, `file_len`: the segment's size) and returns its
+/// geometry. Refuses anything that does not fit exactly.
 #[cfg(not(loom))]
-pub fn read_data_header(segment: &str, bytes: &[u8], expect_topic: &str) -> Result<Geometry> {
+pub fn read_data_header(
+    segment: &str,
+    header: &[u8],
+    file_len: usize,
+    expect_topic: &str,
+) -> Result<Geometry> {
     let corrupt = |what: String| Error::corrupt(segment, what);
-    if bytes.len() < HEADER_SIZE {
+    if file_len < HEADER_SIZE {
         return Err(corrupt(format!(
             "{} bytes is smaller than a header ({HEADER_SIZE})",
-            bytes.len()
+            file_len
         )));
     }
-    let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_ne_bytes(header[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_ne_bytes(header[o..o + 8].try_into().unwrap());
     let magic = u64_at(0);
     if magic != DATA_MAGIC {
         return Err(corrupt(format!(
@@ -562,15 +568,14 @@ pub fn read_data_header(segment: &str, bytes: &[u8], expect_topic: &str) -> Resu
         )));
     }
     let claimed = u64_at(16);
-    if claimed != geo.data_size as u64 || bytes.len() as u64 != claimed {
+    if claimed != geo.data_size as u64 || file_len as u64 != claimed {
         return Err(corrupt(format!(
             "size mismatch: file {} bytes, header says {claimed}, settings need {}",
-            bytes.len(),
-            geo.data_size
+            file_len, geo.data_size
         )));
     }
     let topic_len = u32_at(52) as usize;
-    if topic_len > 128 || &bytes[64..64 + topic_len] != expect_topic.as_bytes() {
+    if topic_len > 128 || &header[64..64 + topic_len] != expect_topic.as_bytes() {
         return Err(corrupt(format!(
             "header names another topic, not `{expect_topic}`"
         )));
@@ -578,18 +583,24 @@ pub fn read_data_header(segment: &str, bytes: &[u8], expect_topic: &str) -> Resu
     Ok(geo)
 }
 
-/// Validates a subs segment's header against the data segment's geometry.
+/// Validates a subs segment's header (a private copy, as for
+/// [`read_data_header`]) against the data segment's geometry.
 #[cfg(not(loom))]
-pub fn check_subs_header(segment: &str, bytes: &[u8], geo: &Geometry) -> Result<()> {
+pub fn check_subs_header(
+    segment: &str,
+    header: &[u8],
+    file_len: usize,
+    geo: &Geometry,
+) -> Result<()> {
     let corrupt = |what: String| Error::corrupt(segment, what);
-    if bytes.len() < HEADER_SIZE {
+    if file_len < HEADER_SIZE {
         return Err(corrupt(format!(
             "{} bytes is smaller than a header",
-            bytes.len()
+            file_len
         )));
     }
-    let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_ne_bytes(header[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_ne_bytes(header[o..o + 8].try_into().unwrap());
     if u64_at(0) != SUBS_MAGIC {
         return Err(corrupt("wrong magic (not a shmbus subs segment)".into()));
     }
@@ -600,10 +611,10 @@ pub fn check_subs_header(segment: &str, bytes: &[u8], geo: &Geometry) -> Result<
             u32_at(12)
         )));
     }
-    if u64_at(16) != geo.subs_size as u64 || bytes.len() != geo.subs_size {
+    if u64_at(16) != geo.subs_size as u64 || file_len != geo.subs_size {
         return Err(corrupt(format!(
             "size mismatch: file {} bytes, header {}, settings need {}",
-            bytes.len(),
+            file_len,
             u64_at(16),
             geo.subs_size
         )));

@@ -185,17 +185,18 @@ impl Segment {
         &self.file
     }
 
-    /// The mapping as bytes, for validating headers at open.
-    ///
-    /// # Safety
-    ///
-    /// Other processes may write the segment concurrently; the caller must
-    /// treat the bytes as a racy snapshot (copy out, validate) and only use
-    /// this on header fields that are immutable after creation.
-    pub unsafe fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` bytes and lives as long as `self`;
-        // the caller accepts that the content may change under it.
-        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    /// A private copy of the first `n` bytes of the mapping (fewer if it is
+    /// shorter), for validating a header at open. Other processes may be
+    /// writing the segment, so it is copied with atomic loads
+    /// (`crate::racy`) and never borrowed in place.
+    pub fn header(&self, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n.min(self.len())];
+        // SAFETY: `out.len() ≤ len`, the mapping's length, which lives as
+        // long as `self`; `out` is private memory; nothing in this process
+        // writes the mapping non-atomically during the copy (writers in
+        // other processes are what the atomic copy is for).
+        unsafe { crate::racy::atomic_read_bytes(self.as_ptr(), &mut out) };
+        out
     }
 }
 
@@ -228,8 +229,7 @@ mod tests {
         unsafe { *s.as_ptr().add(100) = 7 };
         let r = Segment::open(&n, false).unwrap();
         assert!(!r.writable());
-        // SAFETY: test-only read of a byte we wrote.
-        assert_eq!(unsafe { r.bytes()[100] }, 7);
+        assert_eq!(r.header(101)[100], 7);
         let mode = std::fs::metadata(format!("/dev/shm/{n}")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);

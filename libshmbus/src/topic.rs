@@ -129,12 +129,21 @@ impl MappedTopic {
         let data_name = names::segment_name(bus, topic, Part::Data);
         let subs_name = names::segment_name(bus, topic, Part::Subs);
         let data = Segment::open(&data_name, data_writable)?;
-        // SAFETY: header fields are immutable after creation; we copy and
-        // validate them, never trusting them again.
-        let geo = layout::read_data_header(&data_name, unsafe { data.bytes() }, topic)?;
+        // The headers are validated from private copies (`Segment::header`)
+        // and never trusted again.
+        let geo = layout::read_data_header(
+            &data_name,
+            &data.header(layout::HEADER_SIZE),
+            data.len(),
+            topic,
+        )?;
         let subs = Segment::open(&subs_name, true)?;
-        // SAFETY: as above.
-        layout::check_subs_header(&subs_name, unsafe { subs.bytes() }, &geo)?;
+        layout::check_subs_header(
+            &subs_name,
+            &subs.header(layout::HEADER_SIZE),
+            subs.len(),
+            &geo,
+        )?;
         Ok(MappedTopic {
             topic: topic.to_string(),
             geo,

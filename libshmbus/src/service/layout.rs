@@ -493,23 +493,25 @@ mod checks {
     const _: () = assert!(size_of::<ReplyHeader>() <= CELL_HEADER_SIZE);
 }
 
-/// Validates a service segment's header (`bytes` is the whole mapping) and
-/// returns its geometry. Refuses anything that does not fit exactly.
+/// Validates a service segment's header (`header`: a private copy of its
+/// first [`HEADER_SIZE`] bytes, `file_len`: the segment's size) and returns
+/// its geometry. Refuses anything that does not fit exactly.
 #[cfg(not(loom))]
 pub fn read_service_header(
     segment: &str,
-    bytes: &[u8],
+    header: &[u8],
+    file_len: usize,
     expect_name: &str,
 ) -> Result<ServiceGeometry> {
     let corrupt = |what: String| Error::corrupt(segment, what);
-    if bytes.len() < HEADER_SIZE {
+    if file_len < HEADER_SIZE {
         return Err(corrupt(format!(
             "{} bytes is smaller than a header ({HEADER_SIZE})",
-            bytes.len()
+            file_len
         )));
     }
-    let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().unwrap_or([0; 4]));
-    let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |o: usize| u32::from_ne_bytes(header[o..o + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |o: usize| u64::from_ne_bytes(header[o..o + 8].try_into().unwrap_or([0; 8]));
     let magic = u64_at(0);
     if magic != SERVICE_MAGIC {
         return Err(corrupt(format!(
@@ -536,15 +538,14 @@ pub fn read_service_header(
         .map_err(|e| corrupt(format!("header settings out of range: {e}")))?;
     let geo = ServiceGeometry::new(&config, u64_at(56))?;
     let claimed = u64_at(16);
-    if claimed != geo.size as u64 || bytes.len() as u64 != claimed {
+    if claimed != geo.size as u64 || file_len as u64 != claimed {
         return Err(corrupt(format!(
             "size mismatch: file {} bytes, header says {claimed}, settings need {}",
-            bytes.len(),
-            geo.size
+            file_len, geo.size
         )));
     }
     let name_len = u32_at(48) as usize;
-    if name_len > 128 || &bytes[64..64 + name_len] != expect_name.as_bytes() {
+    if name_len > 128 || &header[64..64 + name_len] != expect_name.as_bytes() {
         return Err(corrupt(format!(
             "header names another service, not `{expect_name}`"
         )));

@@ -90,9 +90,9 @@ impl MappedService {
             Err(e) if is_enoent(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        // SAFETY: the header fields read are immutable after creation (the
-        // segment was published complete); they are copied and validated.
-        let geo = sl::read_service_header(&name, unsafe { seg.bytes() }, service)?;
+        // Validated from a private copy (`Segment::header`), never trusted
+        // again.
+        let geo = sl::read_service_header(&name, &seg.header(sl::HEADER_SIZE), seg.len(), service)?;
         Ok(Some(MappedService {
             service: service.to_string(),
             seg,
