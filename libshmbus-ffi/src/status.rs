@@ -150,7 +150,9 @@ pub fn code_of(e: &shmbus::Error) -> shmbus_error_t {
         E::InvalidConfig(_) => SHMBUS_ERR_INVALID_CONFIG,
         E::NoDaemon { .. } => SHMBUS_ERR_NO_DAEMON,
         E::NoSuchTopic(_) => SHMBUS_ERR_NO_SUCH_TOPIC,
-        E::Denied(_) => SHMBUS_ERR_DENIED,
+        // A file the bus did not make is refused like a denied right;
+        // `shmbus_last_error()` names the file, its owner and the fix.
+        E::Denied(_) | E::Untrusted { .. } => SHMBUS_ERR_DENIED,
         E::Corrupt { .. } => SHMBUS_ERR_CORRUPT,
         E::NoSpace { .. } => SHMBUS_ERR_NO_SPACE,
         E::TooManyClients { .. } => SHMBUS_ERR_TOO_MANY_CLIENTS,

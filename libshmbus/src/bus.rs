@@ -16,12 +16,25 @@
 //! # Ok::<(), shmbus::Error>(())
 //! ```
 //!
+//! # Whom a client trusts
+//!
+//! Before it sends anything, a client checks the runtime directory and the
+//! socket in it, and then who answers: a directory that another user could
+//! write to, or a socket or daemon of an unexpected uid, could be an
+//! impostor's. The trusted uids are the caller's own, root's and, for a
+//! directory the user named (`SHMBUS_RUNTIME_DIR`, `--runtime-dir`: a system
+//! daemon's `/run/shmbus`), the directory's owner. The daemon's uid, from
+//! `SO_PEERCRED`, is then the owner every segment must have (see
+//! [`crate::segment`]'s *Identity*), and the daemon's reply to `open`
+//! carries the nonce the mapped headers must hold.
+//!
 //! Each request uses a fresh connection to the control socket. A `Bus` so
 //! holds no connection between calls: it is `Send + Sync`, starts no thread,
 //! and a daemon restart between two calls is invisible to it.
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +48,8 @@ use crate::control::{
 };
 use crate::error::{Error, Result};
 use crate::names::{default_runtime_dir, socket_path, validate_bus, validate_topic, DEFAULT_BUS};
+use crate::segment::euid;
+use crate::topic::{SegmentIdentity, TopicTrust};
 use crate::{Publisher, SubscribeOptions, Subscriber, TopicConfig, TopicStats};
 
 /// How long a client waits for the daemon to answer one request. The daemon
@@ -106,6 +121,10 @@ pub struct Bus {
     runtime_dir: PathBuf,
     socket: PathBuf,
     next_id: AtomicU64,
+    /// The uids this client trusts to run the daemon (see the module docs).
+    trusted: [u32; 3],
+    /// The daemon's uid, as the kernel reported it at connection.
+    daemon_uid: u32,
 }
 
 impl Bus {
@@ -124,13 +143,21 @@ impl Bus {
     /// serving that bus answers in a protocol version this crate speaks.
     pub fn connect_with(opts: &BusOptions) -> Result<Bus> {
         validate_bus(&opts.name)?;
+        let named = opts.runtime_dir.is_some()
+            || std::env::var_os("SHMBUS_RUNTIME_DIR").is_some_and(|d| !d.is_empty());
         let runtime_dir = opts.runtime_dir.clone().unwrap_or_else(default_runtime_dir);
-        let bus = Bus {
+        let mut bus = Bus {
             socket: socket_path(&runtime_dir, &opts.name),
             name: opts.name.clone(),
             runtime_dir,
             next_id: AtomicU64::new(1),
+            trusted: [euid(), 0, euid()],
+            daemon_uid: u32::MAX,
         };
+        bus.trusted[2] = bus.check_runtime_dir(named)?;
+        bus.check_socket()?;
+        let stream = bus.dial_unchecked()?;
+        bus.daemon_uid = bus.peer_uid(&stream)?;
         let hello = Op::Hello {
             client: format!(
                 "shmbus {} (pid {})",
@@ -138,7 +165,7 @@ impl Bus {
                 std::process::id()
             ),
         };
-        match bus.request(hello)? {
+        match bus.request_on(stream, hello)? {
             ReplyBody::Hello { bus: served, .. } if served == bus.name => Ok(bus),
             ReplyBody::Hello { bus: served, .. } => Err(Error::Protocol(format!(
                 "socket {} is served by shmbusd for bus `{served}`, not `{}`",
@@ -167,30 +194,158 @@ impl Bus {
     /// Opens `topic` for publishing: the daemon checks the caller's right
     /// and creates the topic with its defaults if it does not exist (when
     /// auto-create is on); the publisher then attaches to the segments.
+    ///
+    /// The segments must be the daemon's: owned by its uid, in the modes and
+    /// with the nonce it announced ([`Error::Untrusted`] otherwise).
     pub fn publisher(&self, topic: &str) -> Result<Publisher> {
-        self.open(topic, Role::Publish)?;
-        Publisher::attach(&self.name, topic)
+        let trust = self.open_checked(topic, Role::Publish)?;
+        crate::crash::point("attach.announced");
+        Publisher::attach_trusted(&self.name, topic, &trust)
     }
 
     /// Opens `topic` for subscribing, like [`Bus::publisher`].
     pub fn subscriber(&self, topic: &str, opts: SubscribeOptions) -> Result<Subscriber> {
-        self.open(topic, Role::Subscribe)?;
-        Subscriber::attach(&self.name, topic, opts)
+        let trust = self.open_checked(topic, Role::Subscribe)?;
+        crate::crash::point("attach.announced");
+        Subscriber::attach_trusted(&self.name, topic, opts, &trust)
     }
 
     /// Asks the daemon to make sure `topic` exists and that the caller may
     /// use it in `role`; returns the topic's summary and whether this call
     /// created it.
     pub fn open(&self, topic: &str, role: Role) -> Result<(TopicInfo, bool)> {
+        self.open_request(topic, role)
+            .map(|(info, created, _)| (info, created))
+    }
+
+    /// `open`, and what the segments must be to be trusted.
+    fn open_checked(&self, topic: &str, role: Role) -> Result<TopicTrust> {
+        match self.open_request(topic, role)? {
+            (_, _, Some(id)) => Ok(TopicTrust::announced(self.daemon_uid, id)),
+            (_, _, None) => Err(Error::Protocol(format!(
+                "shmbusd did not announce the segments of `{topic}` (a daemon older than this library): upgrade shmbusd"
+            ))),
+        }
+    }
+
+    fn open_request(
+        &self,
+        topic: &str,
+        role: Role,
+    ) -> Result<(TopicInfo, bool, Option<SegmentIdentity>)> {
         validate_topic(topic)?;
         let op = Op::Open {
             topic: topic.to_string(),
             role,
         };
         match self.request(op)? {
-            ReplyBody::Opened { info, created } => Ok((info, created)),
+            ReplyBody::Opened {
+                info,
+                created,
+                segments,
+            } => Ok((info, created, segments)),
             other => Err(unexpected("open", &other)),
         }
+    }
+
+    /// The uid of the daemon serving this bus, as the kernel reported it.
+    pub fn daemon_uid(&self) -> u32 {
+        self.daemon_uid
+    }
+
+    /// Checks the runtime directory (see the module docs) and returns its
+    /// owner. A missing directory means no daemon.
+    fn check_runtime_dir(&self, named: bool) -> Result<u32> {
+        let dir = &self.runtime_dir;
+        let meta = match std::fs::symlink_metadata(dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.no_daemon()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot inspect runtime directory {}", dir.display()),
+                    e,
+                ))
+            }
+        };
+        let untrusted = |why: String| Error::Untrusted {
+            what: "runtime directory",
+            path: dir.display().to_string(),
+            why,
+        };
+        let owner = meta.uid();
+        let mode = meta.mode() & 0o7777;
+        if meta.file_type().is_symlink() {
+            return Err(untrusted(
+                "it is a symbolic link, which whoever can repoint could send you to their own socket; point SHMBUS_RUNTIME_DIR at the real directory".into(),
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(untrusted("it is not a directory".into()));
+        }
+        if !named && owner != euid() && owner != 0 {
+            return Err(untrusted(format!(
+                "it belongs to uid {owner}, not to you (uid {}) nor root, so its socket could be an impostor's; remove it (`rm -r {d}` as uid {owner} or root), or set SHMBUS_RUNTIME_DIR to the directory of a daemon you trust",
+                euid(),
+                d = dir.display()
+            )));
+        }
+        if mode & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "it is writable by {} (mode {mode:04o}), who could replace the daemon's socket; fix with `chmod go-w {}` (as uid {owner} or root)",
+                if mode & 0o002 != 0 { "others" } else { "its group" },
+                dir.display()
+            )));
+        }
+        Ok(owner)
+    }
+
+    /// Checks the control socket's owner (none there: `NoDaemon`).
+    fn check_socket(&self) -> Result<()> {
+        let meta = match std::fs::symlink_metadata(&self.socket) {
+            Ok(meta) => meta,
+            // No socket, or no right to see it: connecting says which.
+            Err(_) => return Ok(()),
+        };
+        let owner = meta.uid();
+        if !meta.file_type().is_socket() || !self.trusted.contains(&owner) {
+            return Err(Error::Untrusted {
+                what: "control socket",
+                path: self.socket.display().to_string(),
+                why: format!(
+                    "{} owned by uid {owner}, whom this client does not trust (trusted: {}); remove it (as uid {owner} or root) and restart shmbusd",
+                    if meta.file_type().is_socket() { "it is" } else { "it is not a socket, and is" },
+                    self.trusted_list()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn trusted_list(&self) -> String {
+        let mut uids: Vec<String> = self.trusted.iter().map(u32::to_string).collect();
+        uids.dedup();
+        uids.sort();
+        uids.dedup();
+        uids.join(", ")
+    }
+
+    /// The uid of the process at the other end of `stream`, if trusted.
+    fn peer_uid(&self, stream: &UnixStream) -> Result<u32> {
+        let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+            .map_err(|e| Error::errno("cannot read the control socket's peer credentials", e))?;
+        let uid = cred.uid();
+        if !self.trusted.contains(&uid) {
+            return Err(Error::Untrusted {
+                what: "control socket",
+                path: self.socket.display().to_string(),
+                why: format!(
+                    "it is served by pid {} of uid {uid}, whom this client does not trust (trusted: {}); stop that process",
+                    cred.pid(),
+                    self.trusted_list()
+                ),
+            });
+        }
+        Ok(uid)
     }
 
     /// Creates `topic` with `cfg`. Creating a topic that exists with the same
@@ -244,6 +399,10 @@ impl Bus {
     /// Sends one request on a fresh connection and returns the daemon's
     /// successful reply, or its error mapped to [`Error`].
     pub fn request(&self, op: Op) -> Result<ReplyBody> {
+        self.request_on(self.dial()?, op)
+    }
+
+    fn request_on(&self, mut stream: UnixStream, op: Op) -> Result<ReplyBody> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode_frame(
             &Request {
@@ -253,7 +412,6 @@ impl Bus {
             },
             MAX_REQUEST_LEN,
         )?;
-        let mut stream = self.dial()?;
         let sent = send_all(&stream, &frame);
         // A daemon that refuses the connection (too many clients) writes its
         // error and closes before reading: prefer its reply to EPIPE.
@@ -282,7 +440,25 @@ impl Bus {
         }
     }
 
+    /// A connection to the daemon, which must still run as the uid it ran
+    /// as when this `Bus` connected (a restart under another uid is refused).
     fn dial(&self) -> Result<UnixStream> {
+        let stream = self.dial_unchecked()?;
+        let uid = self.peer_uid(&stream)?;
+        if uid != self.daemon_uid {
+            return Err(Error::Untrusted {
+                what: "control socket",
+                path: self.socket.display().to_string(),
+                why: format!(
+                    "shmbusd ran as uid {} when this client connected and now answers as uid {uid}; connect again",
+                    self.daemon_uid
+                ),
+            });
+        }
+        Ok(stream)
+    }
+
+    fn dial_unchecked(&self) -> Result<UnixStream> {
         let stream = UnixStream::connect(&self.socket).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => self.no_daemon(),
             io::ErrorKind::PermissionDenied => Error::Denied(format!(
@@ -441,6 +617,8 @@ mod tests {
             runtime_dir: dir.to_path_buf(),
             socket: socket_path(dir, "b"),
             next_id: AtomicU64::new(1),
+            trusted: [euid(), 0, euid()],
+            daemon_uid: euid(),
         }
     }
 

@@ -163,6 +163,11 @@ pub enum ReplyBody {
         info: TopicInfo,
         /// Whether this request created it.
         created: bool,
+        /// The segments' nonce and modes, which the client checks on the
+        /// files it maps (absent from daemons before segment identity; a
+        /// client then refuses to attach).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        segments: Option<crate::topic::SegmentIdentity>,
     },
     /// Answer to [`Op::Create`].
     Created {

@@ -76,6 +76,19 @@ pub enum Error {
         /// What check failed.
         what: String,
     },
+    /// A segment file, runtime directory or control socket is not what the
+    /// bus made: someone else owns it or can write to it, or it is not the
+    /// one the daemon announced. It is never used; `why` names the owner and
+    /// the fix.
+    #[error("untrusted {what} {path}: {why}")]
+    Untrusted {
+        /// What it is: "segment", "runtime directory", "control socket".
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong, and how to fix it.
+        why: String,
+    },
     /// `/dev/shm` cannot hold the segment. Nothing was left behind.
     #[error("no space in /dev/shm for segment {segment} ({bytes} bytes): free space or enlarge /dev/shm (docker: --shm-size)")]
     NoSpace {

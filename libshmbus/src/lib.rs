@@ -93,6 +93,6 @@ pub use subscriber::{
 };
 #[cfg(not(loom))]
 pub use topic::{
-    list_bus_topics, remove_bus_segments, remove_segment_files, PublisherStats, ReapReport,
-    SegmentPerms, SubscriberStats, TopicOwner, TopicStats,
+    list_bus_topics, remove_bus_segments, remove_segment_files, Cleaned, PublisherStats,
+    ReapReport, SegmentIdentity, SegmentPerms, SubscriberStats, TopicOwner, TopicStats,
 };

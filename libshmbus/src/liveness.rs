@@ -91,10 +91,14 @@ mod tests {
     fn token_dies_with_its_process() {
         let name = format!("shmbus.unit-{}-live.x.subs", std::process::id());
         let seg = Segment::create(&name, 4096, 0o600, None).unwrap();
-        let watcher = Segment::open(&name, true).unwrap();
+        let mine = crate::segment::Trust {
+            uid: crate::segment::euid(),
+            modes: &[0o600],
+        };
+        let watcher = Segment::open(&name, true, &mine).unwrap();
         // The monitored role's own open file description, made before the
         // fork so the child does not allocate; the parent closes its copy.
-        let own = Segment::open(&name, true).unwrap();
+        let own = Segment::open(&name, true, &mine).unwrap();
         // SAFETY: the child only calls fcntl, writes shared memory and
         // pauses (async-signal-safe) until it is killed.
         match unsafe { nix::unistd::fork() }.unwrap() {

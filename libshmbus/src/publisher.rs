@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::layout::TopicConfig;
 use crate::liveness;
 use crate::ring::{self, PubLocal, RingMemory};
-use crate::topic::MappedTopic;
+use crate::topic::{MappedTopic, TopicTrust};
 use crate::wait::{Deadline, WaitStrategy};
 
 /// A handle that publishes messages on one topic. Not `Sync`: use one per
@@ -36,9 +36,15 @@ pub struct Publisher {
 impl Publisher {
     /// Attaches to an existing topic of `bus` directly through its segments
     /// (the daemon is not involved; [`crate::Bus::publisher`] asks it to
-    /// create the topic first).
+    /// create the topic first). Without the daemon to vouch for them, only
+    /// segments owned by this process's own uid are trusted.
     pub fn attach(bus: &str, topic: &str) -> Result<Publisher> {
-        let t = MappedTopic::open(bus, topic, true)?;
+        Publisher::attach_trusted(bus, topic, &TopicTrust::own())
+    }
+
+    /// Attaches to segments that `trust` accepts.
+    pub(crate) fn attach_trusted(bus: &str, topic: &str, trust: &TopicTrust) -> Result<Publisher> {
+        let t = MappedTopic::open(bus, topic, true, trust)?;
         let index = t
             .acquire_entry(true)?
             .ok_or_else(|| Error::TooManyClients {

@@ -5,9 +5,23 @@
 //! full `/dev/shm` is an `Error::NoSpace` at creation — and the half-made
 //! file is unlinked — never a SIGBUS on first touch later. Modes are set with
 //! `fchmod` after creation, so the umask cannot widen or narrow them.
+//!
+//! # Identity: a segment is trusted for who made it, not for its name
+//!
+//! `/dev/shm` is world-writable, so anyone may create a file under a name
+//! that is not yet taken. Every open therefore checks, on the open
+//! descriptor (`fstat`, so nothing can be swapped between the check and the
+//! mapping), that the file is a regular file owned by the uid the caller
+//! trusts with permission bits that uid would have set ([`Trust`]). A file
+//! that fails is refused with [`Error::Untrusted`], which names the file,
+//! its owner and the command that removes it. `/dev/shm` is sticky, so a
+//! name that holds a file of the trusted uid keeps holding it until that
+//! uid (or root) removes it.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
@@ -31,6 +45,93 @@ fn shm_path(name: &str) -> String {
     format!("/{name}")
 }
 
+/// Where POSIX shared memory keeps segment `name` on Linux.
+pub fn shm_file(name: &str) -> PathBuf {
+    PathBuf::from("/dev/shm").join(name)
+}
+
+/// Modes `shmbusd` gives a topic's data segment: owner only, or opened to
+/// the topic's group read-only or read-write (see the daemon's access rules).
+pub const DATA_MODES: &[u32] = &[0o600, 0o640, 0o660];
+/// Modes `shmbusd` gives a topic's subs segment.
+pub const SUBS_MODES: &[u32] = &[0o600, 0o660];
+/// The mode of a service's segment (services are owner-only).
+pub const SERVICE_MODES: &[u32] = &[0o600];
+
+/// Whom a segment must belong to, and which permission bits it may have,
+/// for an open to trust it (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trust<'a> {
+    /// The owner: the daemon's uid (learnt from `SO_PEERCRED`), or the
+    /// caller's own for daemonless opens.
+    pub uid: u32,
+    /// Acceptable `st_mode & 0o7777` values.
+    pub modes: &'a [u32],
+}
+
+/// The uid this process acts as (its effective uid).
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+impl Trust<'_> {
+    /// Checks the open file `file` (segment `name`) against this trust.
+    fn check(&self, name: &str, file: &File) -> Result<()> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("fstat {name}"), e))?;
+        let path = shm_file(name);
+        let owner = meta.uid();
+        let mode = meta.mode() & 0o7777;
+        let why = if !meta.file_type().is_file() {
+            Some("it is not a regular file".to_string())
+        } else if owner != self.uid {
+            Some(format!(
+                "it is owned by uid {owner}, not by uid {}",
+                self.uid
+            ))
+        } else if !self.modes.contains(&mode) {
+            Some(format!(
+                "its mode {mode:04o} is none that shmbus sets ({})",
+                mode_list(self.modes)
+            ))
+        } else {
+            None
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(Error::Untrusted {
+                what: "segment",
+                path: path.display().to_string(),
+                why: format!(
+                    "{why}; it is not this bus's: {}",
+                    removal_hint(&path, owner)
+                ),
+            }),
+        }
+    }
+}
+
+fn mode_list(modes: &[u32]) -> String {
+    let list: Vec<String> = modes.iter().map(|m| format!("{m:04o}")).collect();
+    list.join(", ")
+}
+
+/// How to remove a file of `/dev/shm` that `owner` holds.
+pub fn removal_hint(path: &std::path::Path, owner: u32) -> String {
+    format!(
+        "remove it with `rm {}` (as uid {owner} or root)",
+        path.display()
+    )
+}
+
+/// Owner and permission bits of segment `name` as it is now, if it exists
+/// (`lstat`: a symbolic link is reported as itself).
+pub fn owner_of(name: &str) -> Option<(u32, u32)> {
+    let meta = std::fs::symlink_metadata(shm_file(name)).ok()?;
+    Some((meta.uid(), meta.mode() & 0o7777))
+}
+
 impl Segment {
     /// Creates segment `name` of `size` bytes (zero-filled, fully reserved)
     /// with permission `mode` and, if given, owner group `gid`. Fails if it
@@ -42,9 +143,21 @@ impl Segment {
             Mode::from_bits_truncate(mode),
         )
         .map_err(|e| match e {
-            nix::errno::Errno::EEXIST => Error::Io {
-                context: format!("segment {name} already exists"),
-                source: std::io::Error::from_raw_os_error(e as i32),
+            nix::errno::Errno::EEXIST => match owner_of(name) {
+                // Someone else took the name first: say who, and how to
+                // free it.
+                Some((owner, _)) if owner != euid() => Error::Untrusted {
+                    what: "segment",
+                    path: shm_file(name).display().to_string(),
+                    why: format!(
+                        "the name is taken by uid {owner}, so this segment cannot be created; {}",
+                        removal_hint(&shm_file(name), owner)
+                    ),
+                },
+                _ => Error::Io {
+                    context: format!("segment {name} already exists"),
+                    source: std::io::Error::from_raw_os_error(e as i32),
+                },
             },
             e => Error::errno(format!("cannot create segment {name} in /dev/shm"), e),
         })?;
@@ -93,8 +206,10 @@ impl Segment {
     }
 
     /// Opens and maps an existing segment, read-write or read-only (then the
-    /// file itself is opened `O_RDONLY`, so the kernel enforces it).
-    pub fn open(name: &str, writable: bool) -> Result<Segment> {
+    /// file itself is opened `O_RDONLY`, so the kernel enforces it), after
+    /// checking on the open descriptor that `trust` accepts the file: a
+    /// foreign file is [`Error::Untrusted`] and is never mapped.
+    pub fn open(name: &str, writable: bool, trust: &Trust<'_>) -> Result<Segment> {
         let flags = if writable {
             OFlag::O_RDWR
         } else {
@@ -115,6 +230,7 @@ impl Segment {
             e => Error::errno(format!("cannot open segment {name}"), e),
         })?;
         let file = File::from(fd);
+        trust.check(name, &file)?;
         let size = file
             .metadata()
             .map_err(|e| Error::io(format!("fstat {name}"), e))?
@@ -185,6 +301,43 @@ impl Segment {
         &self.file
     }
 
+    /// Owner uid and permission bits of the open file (`fstat`).
+    pub fn owner_and_mode(&self) -> Result<(u32, u32)> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(format!("fstat {}", self.name), e))?;
+        Ok((meta.uid(), meta.mode() & 0o7777))
+    }
+
+    /// Whether the name still leads to the file this segment mapped (not
+    /// removed, nor replaced by another file under the same name).
+    pub fn is_linked(&self) -> bool {
+        let (Ok(now), Ok(ours)) = (
+            std::fs::symlink_metadata(shm_file(&self.name)),
+            self.file.metadata(),
+        ) else {
+            return false;
+        };
+        (now.dev(), now.ino()) == (ours.dev(), ours.ino())
+    }
+
+    /// Gives the open file group `gid` (if any) and permission bits `mode`,
+    /// through the descriptor (no path, so nothing can be swapped in).
+    pub fn set_perms(&self, mode: u32, gid: Option<u32>) -> Result<()> {
+        let fd = self.file.as_raw_fd();
+        if let Some(gid) = gid {
+            nix::unistd::fchown(fd, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
+                Error::errno(
+                    format!("cannot give segment {} to group {gid}", self.name),
+                    e,
+                )
+            })?;
+        }
+        nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
+            .map_err(|e| Error::errno(format!("cannot set mode {mode:04o} on {}", self.name), e))
+    }
+
     /// A private copy of the first `n` bytes of the mapping (fewer if it is
     /// shorter), for validating a header at open. Other processes may be
     /// writing the segment, so it is copied with atomic loads
@@ -227,15 +380,36 @@ mod tests {
         assert_eq!(s.len(), 8192);
         // SAFETY: we own the fresh segment; nobody else writes it.
         unsafe { *s.as_ptr().add(100) = 7 };
-        let r = Segment::open(&n, false).unwrap();
+        let mine = Trust {
+            uid: euid(),
+            modes: &[0o600],
+        };
+        let r = Segment::open(&n, false, &mine).unwrap();
         assert!(!r.writable());
         assert_eq!(r.header(101)[100], 7);
         let mode = std::fs::metadata(format!("/dev/shm/{n}")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
         assert!(Segment::create(&n, 8192, 0o600, None).is_err());
+        // Another owner, or a mode shmbus never sets: refused, named.
+        let theirs = Trust {
+            uid: euid() + 1,
+            modes: &[0o600],
+        };
+        let e = Segment::open(&n, false, &theirs).unwrap_err().to_string();
+        assert!(e.contains(&format!("owned by uid {}", euid())), "{e}");
+        assert!(e.contains(&format!("rm /dev/shm/{n}")), "{e}");
+        let wide = Trust {
+            uid: euid(),
+            modes: &[0o640],
+        };
+        let e = Segment::open(&n, false, &wide).unwrap_err().to_string();
+        assert!(
+            e.contains("mode 0600 is none that shmbus sets (0640)"),
+            "{e}"
+        );
         Segment::unlink(&n).unwrap();
-        assert!(Segment::open(&n, false).is_err());
+        assert!(Segment::open(&n, false, &mine).is_err());
     }
 
     #[test]

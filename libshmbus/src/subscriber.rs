@@ -51,7 +51,7 @@ use crate::layout::{Geometry, Policy, TopicConfig};
 use crate::liveness;
 use crate::ring::{self, Found, RingMemory, SubLocal};
 use crate::sync::Ordering;
-use crate::topic::MappedTopic;
+use crate::topic::{MappedTopic, TopicTrust};
 use crate::wait::{Deadline, WaitStrategy};
 
 /// How a subscriber starts and waits.
@@ -100,9 +100,20 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Attaches to an existing topic of `bus` directly through its segments,
-    /// mapping the message data read-only.
+    /// mapping the message data read-only. Without the daemon to vouch for
+    /// them, only segments owned by this process's own uid are trusted.
     pub fn attach(bus: &str, topic: &str, opts: SubscribeOptions) -> Result<Subscriber> {
-        let t = MappedTopic::open(bus, topic, false)?;
+        Subscriber::attach_trusted(bus, topic, opts, &TopicTrust::own())
+    }
+
+    /// Attaches to segments that `trust` accepts.
+    pub(crate) fn attach_trusted(
+        bus: &str,
+        topic: &str,
+        opts: SubscribeOptions,
+        trust: &TopicTrust,
+    ) -> Result<Subscriber> {
+        let t = MappedTopic::open(bus, topic, false, trust)?;
         let index = t
             .acquire_entry(false)?
             .ok_or_else(|| Error::TooManyClients {

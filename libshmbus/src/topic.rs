@@ -15,7 +15,7 @@ use crate::layout::{
 use crate::liveness;
 use crate::names::{self, Part};
 use crate::ring::{self, PubReclaim, RingMemory};
-use crate::segment::{self, Segment};
+use crate::segment::{self, Segment, Trust, DATA_MODES, SUBS_MODES};
 use crate::sync::Ordering;
 
 /// Both segments of a topic, mapped and validated.
@@ -45,6 +45,49 @@ impl Default for SegmentPerms {
             data_mode: 0o600,
             subs_mode: 0o600,
             gid: None,
+        }
+    }
+}
+
+/// What the daemon tells a client about a topic's segments in its reply to
+/// `open`, so that the client maps exactly the files the daemon made: their
+/// nonce (in both headers) and the modes it set on them. The owner is not
+/// in it: the client takes the daemon's uid from the kernel (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentIdentity {
+    /// The topic's nonce, drawn at creation and written in both headers.
+    pub nonce: u64,
+    /// Permission bits of the data segment.
+    pub data_mode: u32,
+    /// Permission bits of the subs segment.
+    pub subs_mode: u32,
+}
+
+/// What an open of a topic's segments must find (see `segment`'s
+/// *Identity*): the owner, the modes, and, when the daemon announced it, the
+/// nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TopicTrust {
+    uid: u32,
+    announced: Option<SegmentIdentity>,
+}
+
+impl TopicTrust {
+    /// Segments of the daemon running as `uid`, as it announced them.
+    pub(crate) fn announced(uid: u32, id: SegmentIdentity) -> TopicTrust {
+        TopicTrust {
+            uid,
+            announced: Some(id),
+        }
+    }
+
+    /// Segments made by this process's own uid, in any mode shmbusd sets:
+    /// what a daemon adopting its own topics, or a client attaching without
+    /// asking the daemon, can check.
+    pub(crate) fn own() -> TopicTrust {
+        TopicTrust {
+            uid: segment::euid(),
+            announced: None,
         }
     }
 }
@@ -121,14 +164,31 @@ impl MappedTopic {
         })
     }
 
-    /// Opens an existing topic. `data_writable`: publishers and the daemon
-    /// map the data segment read-write, subscribers read-only.
-    pub(crate) fn open(bus: &str, topic: &str, data_writable: bool) -> Result<MappedTopic> {
+    /// Opens an existing topic whose segments `trust` accepts (owner and
+    /// modes checked on the descriptors, then the nonce in the headers).
+    /// `data_writable`: publishers and the daemon map the data segment
+    /// read-write, subscribers read-only.
+    pub(crate) fn open(
+        bus: &str,
+        topic: &str,
+        data_writable: bool,
+        trust: &TopicTrust,
+    ) -> Result<MappedTopic> {
         names::validate_bus(bus)?;
         names::validate_topic(topic)?;
         let data_name = names::segment_name(bus, topic, Part::Data);
         let subs_name = names::segment_name(bus, topic, Part::Subs);
-        let data = Segment::open(&data_name, data_writable)?;
+        let id = trust.announced;
+        let (data_mode, subs_mode) = (id.map(|i| [i.data_mode]), id.map(|i| [i.subs_mode]));
+        let data_trust = Trust {
+            uid: trust.uid,
+            modes: data_mode.as_ref().map_or(DATA_MODES, |m| m),
+        };
+        let subs_trust = Trust {
+            uid: trust.uid,
+            modes: subs_mode.as_ref().map_or(SUBS_MODES, |m| m),
+        };
+        let data = Segment::open(&data_name, data_writable, &data_trust)?;
         // The headers are validated from private copies (`Segment::header`)
         // and never trusted again.
         let geo = layout::read_data_header(
@@ -137,7 +197,21 @@ impl MappedTopic {
             data.len(),
             topic,
         )?;
-        let subs = Segment::open(&subs_name, true)?;
+        if let Some(id) = id {
+            if geo.nonce != id.nonce {
+                return Err(Error::Untrusted {
+                    what: "segment",
+                    path: segment::shm_file(&data_name).display().to_string(),
+                    why: format!(
+                        "nonce mismatch: its header says {:#x}, shmbusd announced {:#x}, so it is not the segment shmbusd made (replaced since?); retry, and if it persists remove it",
+                        geo.nonce, id.nonce
+                    ),
+                });
+            }
+        }
+        let subs = Segment::open(&subs_name, true, &subs_trust)?;
+        // The subs header must carry the data header's nonce, which was
+        // just compared with the announced one.
         layout::check_subs_header(
             &subs_name,
             &subs.header(layout::HEADER_SIZE),
@@ -480,8 +554,11 @@ impl TopicOwner {
     /// Every waiter is woken once (they re-check): a daemon killed
     /// between a reap and its wake-up (finding 2(c) of the crash-safety
     /// review) owed them that.
+    ///
+    /// Only files owned by the daemon's own uid, in a mode it sets, are
+    /// adopted; anything else is [`Error::Untrusted`] and is left alone.
     pub fn adopt(bus: &str, topic: &str) -> Result<TopicOwner> {
-        let t = MappedTopic::open(bus, topic, true)?;
+        let t = MappedTopic::open(bus, topic, true, &TopicTrust::own())?;
         ring::wake_both_sides(&t);
         Ok(TopicOwner {
             bus: bus.to_string(),
@@ -547,9 +624,33 @@ impl TopicOwner {
         crate::ring::RingMemory::damaged(&self.t)
     }
 
+    /// Whether either of the topic's names no longer leads to the file the
+    /// daemon holds (removed, or replaced by another file).
+    pub fn is_unlinked(&self) -> bool {
+        !self.t.data.is_linked() || !self.t.subs.is_linked()
+    }
+
     /// Marks the topic closed and wakes every waiter (they get `Closed`).
     pub fn close(&self) {
         ring::close(&self.t);
+    }
+
+    /// What clients must find when they open the topic: its nonce and the
+    /// modes its files have now (read from the daemon's own descriptors).
+    pub fn identity(&self) -> Result<SegmentIdentity> {
+        Ok(SegmentIdentity {
+            nonce: self.t.geo.nonce,
+            data_mode: self.t.data.owner_and_mode()?.1,
+            subs_mode: self.t.subs.owner_and_mode()?.1,
+        })
+    }
+
+    /// Gives both files the group and modes of `perms` (no group: the
+    /// daemon's own), through the descriptors the daemon holds.
+    pub fn set_perms(&self, perms: &SegmentPerms) -> Result<()> {
+        let gid = perms.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw());
+        self.t.data.set_perms(perms.data_mode, Some(gid))?;
+        self.t.subs.set_perms(perms.subs_mode, Some(gid))
     }
 
     /// Removes both segments from /dev/shm (existing mappings stay valid).
@@ -571,24 +672,47 @@ pub fn list_bus_topics(bus: &str) -> Result<Vec<String>> {
     Ok(topics)
 }
 
-/// Removes every segment of `bus` from /dev/shm; returns how many.
-pub fn remove_bus_segments(bus: &str) -> Result<usize> {
-    names::validate_bus(bus)?;
-    let mut n = 0;
-    for f in segment::list_shm(&names::bus_segment_prefix(bus))? {
-        if Segment::unlink(&f).is_ok() {
-            n += 1;
-        }
-    }
-    Ok(n)
+/// What [`remove_bus_segments`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Files removed.
+    pub removed: usize,
+    /// Files under the bus's prefix that belong to another uid, left alone:
+    /// (file name in /dev/shm, owner uid).
+    pub foreign: Vec<(String, u32)>,
 }
 
-/// Removes both segments of one topic, ignoring parts already gone.
+/// Removes every segment of `bus` from /dev/shm that this process's uid
+/// owns. Files of other owners are left alone and listed: they are not this
+/// bus's, and a daemon running as root must not delete another user's
+/// files because of their names.
+pub fn remove_bus_segments(bus: &str) -> Result<Cleaned> {
+    names::validate_bus(bus)?;
+    let mut out = Cleaned::default();
+    for f in segment::list_shm(&names::bus_segment_prefix(bus))? {
+        match segment::owner_of(&f) {
+            Some((owner, _)) if owner != segment::euid() => out.foreign.push((f, owner)),
+            _ => {
+                if Segment::unlink(&f).is_ok() {
+                    out.removed += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes both segments of one topic, ignoring parts already gone and
+/// leaving alone parts another uid owns (see [`remove_bus_segments`]).
 pub fn remove_segment_files(bus: &str, topic: &str) -> Result<()> {
     names::validate_bus(bus)?;
     names::validate_topic(topic)?;
     for part in [Part::Data, Part::Subs] {
-        match Segment::unlink(&names::segment_name(bus, topic, part)) {
+        let name = names::segment_name(bus, topic, part);
+        if segment::owner_of(&name).is_some_and(|(owner, _)| owner != segment::euid()) {
+            continue;
+        }
+        match Segment::unlink(&name) {
             Ok(()) => {}
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),

@@ -154,13 +154,26 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 /// `--clean`: with the lock held (so no daemon lives), remove every segment
-/// of the bus, the socket and the lock file.
+/// of the bus that shmbusd's uid owns, the socket and the lock file, and say
+/// which files of other owners it did not touch.
 fn clean(bus: &str, socket: &Path, lock: BusLock) -> Result<(), String> {
-    let removed = shmbus::remove_bus_segments(bus)
+    let cleaned = shmbus::remove_bus_segments(bus)
         .map_err(|e| format!("cannot remove the segments of bus `{bus}`: {e}"))?;
     rundir::remove_socket(socket);
     lock.remove();
-    tracing::info!("bus `{bus}`: removed {removed} segment file(s), the socket and the lock file");
+    tracing::info!(
+        "bus `{bus}`: removed {} segment file(s), the socket and the lock file",
+        cleaned.removed
+    );
+    for (file, owner) in &cleaned.foreign {
+        let path = shmbus::segment::shm_file(file);
+        tracing::warn!(
+            "did not touch {}: it is owned by uid {owner}, not by shmbusd's uid {}; {}",
+            path.display(),
+            shmbus::segment::euid(),
+            shmbus::segment::removal_hint(&path, *owner)
+        );
+    }
     Ok(())
 }
 

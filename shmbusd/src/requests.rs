@@ -152,9 +152,15 @@ impl Daemon {
             .topics
             .ensure(topic, &defaults, &perms)
             .map_err(|e| ErrorReply::from_error(&e))?;
+        let segments = match self.topics.identity(topic) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => return Err(ErrorReply::from_error(&e)),
+            None => None,
+        };
         Ok(ReplyBody::Opened {
             info: self.info(topic)?,
             created: ensured == Ensured::Created,
+            segments,
         })
     }
 

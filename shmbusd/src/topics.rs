@@ -7,12 +7,11 @@
 //! `/dev/shm` when a daemon restarts.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use shmbus::bus::TopicInfo;
 use shmbus::names::{segment_name, Part};
-use shmbus::{Error, SegmentPerms, TopicConfig, TopicOwner, TopicStats};
+use shmbus::{Error, SegmentIdentity, SegmentPerms, TopicConfig, TopicOwner, TopicStats};
 
 /// Every topic of the bus served by this daemon.
 pub struct Topics {
@@ -39,9 +38,12 @@ impl Topics {
     }
 
     /// Adopts the segments a previous daemon of this bus left in `/dev/shm`
-    /// (it was killed, or crashed). Each is validated by the library; one
-    /// that fails is unlinked with a warning, never trusted. `perms` gives
-    /// each adopted topic the current config's file permissions.
+    /// (it was killed, or crashed). Only files owned by the daemon's uid in
+    /// a mode it sets are adopted, and each is validated by the library; a
+    /// file of ours that fails is unlinked with a warning, never trusted.
+    /// Files of other owners are left alone and reported once, with the
+    /// command that removes them. `perms` gives each adopted topic the
+    /// current config's file permissions.
     pub fn adopt_existing(&mut self, perms: impl Fn(&str) -> SegmentPerms) {
         let names = match shmbus::list_bus_topics(&self.bus) {
             Ok(names) => names,
@@ -51,7 +53,11 @@ impl Topics {
             }
         };
         for topic in names {
-            match TopicOwner::adopt(&self.bus, &topic) {
+            let adopted = TopicOwner::adopt(&self.bus, &topic).and_then(|owner| {
+                owner.set_perms(&perms(&topic))?;
+                Ok(owner)
+            });
+            match adopted {
                 Ok(owner) => {
                     let stats = owner.stats();
                     tracing::info!(
@@ -60,8 +66,10 @@ impl Topics {
                         stats.publishers,
                         stats.subscribers
                     );
-                    self.apply_perms(&topic, &perms(&topic));
                     self.owners.insert(topic, owner);
+                }
+                Err(e @ Error::Untrusted { .. }) => {
+                    tracing::warn!("not adopting topic `{topic}`, leaving its files alone: {e}");
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -80,7 +88,8 @@ impl Topics {
     /// owns: a `subs` segment whose `data` part is gone (a creation cut short
     /// by SIGKILL) or a name neither a topic nor a service can have. A
     /// service's segment is kept: services live without the daemon (their
-    /// servers created them), and a restart must not cut them off.
+    /// servers created them), and a restart must not cut them off. Files of
+    /// other owners are never removed: they are reported.
     fn remove_orphans(&self) {
         let prefix = shmbus::names::bus_segment_prefix(&self.bus);
         let files = match shmbus::segment::list_shm(&prefix) {
@@ -90,6 +99,7 @@ impl Topics {
                 return;
             }
         };
+        let me = shmbus::segment::euid();
         for file in files {
             let owned = shmbus::names::parse_segment_name(&self.bus, &file)
                 .is_some_and(|(topic, _)| self.owners.contains_key(&topic))
@@ -97,12 +107,28 @@ impl Topics {
             if owned {
                 continue;
             }
-            tracing::warn!(
-                "removing /dev/shm/{file}: it belongs to no topic of bus `{}`",
-                self.bus
-            );
-            if let Err(e) = shmbus::segment::Segment::unlink(&file) {
-                tracing::warn!("cannot remove /dev/shm/{file}: {e}");
+            let path = shmbus::segment::shm_file(&file);
+            match shmbus::segment::owner_of(&file) {
+                Some((owner, _)) if owner != me => {
+                    // Reported by the adoption above when it names a topic.
+                    if shmbus::names::parse_segment_name(&self.bus, &file).is_none() {
+                        tracing::warn!(
+                            "leaving {} alone: it is owned by uid {owner}, not by shmbusd's uid {me}, so it is not this bus's; {}",
+                            path.display(),
+                            shmbus::segment::removal_hint(&path, owner)
+                        );
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        "removing {}: it belongs to no topic of bus `{}`",
+                        path.display(),
+                        self.bus
+                    );
+                    if let Err(e) = shmbus::segment::Segment::unlink(&file) {
+                        tracing::warn!("cannot remove {}: {e}", path.display());
+                    }
+                }
             }
         }
     }
@@ -225,6 +251,9 @@ impl Topics {
                         _ => {}
                     }
                 }
+                if why.is_none() && owner.is_unlinked() {
+                    why = Some("removed and replaced by other files under the same names");
+                }
                 if why.is_none() && owner.is_damaged() {
                     why = Some("truncated under the daemon's mapping by a process with write access to them");
                 }
@@ -246,32 +275,27 @@ impl Topics {
     }
 
     /// Gives the files of every topic the permissions `perms` computes (after
-    /// a reload changed the access rules).
+    /// a reload changed the access rules). A topic whose files cannot take
+    /// them keeps its old ones, with a warning: clients are told the modes
+    /// the files have, so they never refuse a topic for it.
     pub fn reapply_perms(&self, perms: impl Fn(&str) -> SegmentPerms) {
-        for name in self.owners.keys() {
-            self.apply_perms(name, &perms(name));
-        }
-    }
-
-    /// Sets owner group and mode of an existing topic's two segment files.
-    /// POSIX shared memory lives in `/dev/shm` on Linux, so the files can be
-    /// changed by path.
-    fn apply_perms(&self, topic: &str, perms: &SegmentPerms) {
-        for (part, mode) in [(Part::Data, perms.data_mode), (Part::Subs, perms.subs_mode)] {
-            let path = shm_path(&self.bus, topic, part);
-            let gid = perms.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw());
-            let res = nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(gid)))
-                .map_err(std::io::Error::from)
-                .and_then(|()| {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                });
-            if let Err(e) = res {
+        for (name, owner) in &self.owners {
+            let p = perms(name);
+            if let Err(e) = owner.set_perms(&p) {
                 tracing::warn!(
-                    "cannot set group {gid} and mode {mode:o} on {}: {e}",
-                    path.display()
+                    "topic `{name}`: cannot give its files group {:?} and modes {:04o}/{:04o}: {e}",
+                    p.gid,
+                    p.data_mode,
+                    p.subs_mode
                 );
             }
         }
+    }
+
+    /// What clients must find when they open `topic` (see
+    /// [`shmbus::SegmentIdentity`]).
+    pub fn identity(&self, topic: &str) -> Option<Result<SegmentIdentity, Error>> {
+        self.owners.get(topic).map(TopicOwner::identity)
     }
 
     /// Logs a stats snapshot of every topic (SIGUSR1).
@@ -324,5 +348,5 @@ impl Topics {
 
 /// Where POSIX shared memory puts a segment on Linux.
 fn shm_path(bus: &str, topic: &str, part: Part) -> PathBuf {
-    PathBuf::from("/dev/shm").join(segment_name(bus, topic, part))
+    shmbus::segment::shm_file(&segment_name(bus, topic, part))
 }

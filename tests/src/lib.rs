@@ -455,3 +455,108 @@ pub fn say(line: &str) {
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
+
+// ---- A second real user (tests/tests/segment_identity.rs) ----
+
+/// A user added with `useradd` for one test (with its own group of the same
+/// name), removed with `userdel` when dropped. Needs root.
+pub struct OtherUser {
+    /// Login name.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary group's gid.
+    pub gid: u32,
+}
+
+impl OtherUser {
+    /// Adds a fresh user. Panics, saying why, if that is impossible (the
+    /// tests calling this are `#[ignore]`d unless built as root).
+    pub fn create(tag: &str) -> OtherUser {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let tag: String = tag
+            .chars()
+            .filter(char::is_ascii_lowercase)
+            .take(6)
+            .collect();
+        let name = format!(
+            "sbt{}{}{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = locked_account_tool(
+            Command::new("useradd")
+                .args(["--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .args(["--user-group", &name]),
+        );
+        assert!(
+            out.status.success(),
+            "useradd {name} failed (these tests need root and useradd): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, &name]).output().expect("id");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("id prints a number")
+        };
+        OtherUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        }
+    }
+
+    /// `program` run as this user (its uid, primary group and supplementary
+    /// groups from the group database), with no inherited environment
+    /// beyond `PATH`.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(program)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// A shell command line run as this user; its output.
+    pub fn sh(&self, script: &str) -> std::process::Output {
+        self.command("sh")
+            .args(["-c", script])
+            .output()
+            .expect("run sh as the other user")
+    }
+}
+
+impl Drop for OtherUser {
+    fn drop(&mut self) {
+        // Whatever the test left running as this user goes first.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        let _ = locked_account_tool(Command::new("userdel").arg(&self.name));
+    }
+}
+
+/// Runs `useradd`/`userdel` one at a time (they lock /etc/passwd and fail,
+/// rather than wait, when another holds it), retrying a busy database.
+fn locked_account_tool(cmd: &mut Command) -> std::process::Output {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = cmd.output().expect("run the account tool");
+    for _ in 0..50 {
+        // Exit status 1 (useradd) / 10 (userdel): cannot lock the files;
+        // another test process holds them.
+        if out.status.success() || !matches!(out.status.code(), Some(1) | Some(10)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = cmd.output().expect("run the account tool");
+    }
+    out
+}

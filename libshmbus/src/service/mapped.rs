@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::layout::{ENTRY_ACTIVE, ENTRY_FREE};
 use crate::liveness;
 use crate::names;
-use crate::segment::Segment;
+use crate::segment::{self, Segment, Trust};
 use crate::service::layout::{
     self as sl, CellHeader, ClientEntry, ReplyHeader, ServerEntry, ServiceConfig, ServiceCounters,
     ServiceGeometry, ServiceHeader, ServiceShared, CELL_HEADER_SIZE, COUNTERS_OFFSET,
@@ -81,11 +81,20 @@ fn is_enoent(e: &Error) -> bool {
 
 impl MappedService {
     /// Opens the service's segment. `Ok(None)` if it does not exist.
+    ///
+    /// Services live without the daemon, and their segments are owner-only:
+    /// only a file of this process's own uid with mode 0600 is trusted (see
+    /// `segment`'s *Identity*); a file someone else made under the name is
+    /// [`Error::Untrusted`], naming its owner.
     pub(crate) fn open(bus: &str, service: &str) -> Result<Option<MappedService>> {
         names::validate_bus(bus)?;
         names::validate_service(service)?;
         let name = names::service_segment_name(bus, service);
-        let seg = match Segment::open(&name, true) {
+        let trust = Trust {
+            uid: segment::euid(),
+            modes: segment::SERVICE_MODES,
+        };
+        let seg = match Segment::open(&name, true, &trust) {
             Ok(s) => s,
             Err(e) if is_enoent(&e) => return Ok(None),
             Err(e) => return Err(e),

@@ -212,7 +212,23 @@ pub fn service_stats(bus: &str, name: &str) -> Result<ServiceStats> {
 pub fn remove_service(bus: &str, name: &str) -> Result<()> {
     names::validate_bus(bus)?;
     names::validate_service(name)?;
-    match Segment::unlink(&names::service_segment_name(bus, name)) {
+    let file = names::service_segment_name(bus, name);
+    if let Some((owner, _)) = crate::segment::owner_of(&file) {
+        if owner != crate::segment::euid() {
+            // Not this bus's: never removed for its name (see `segment`).
+            let path = crate::segment::shm_file(&file);
+            return Err(Error::Untrusted {
+                what: "segment",
+                path: path.display().to_string(),
+                why: format!(
+                    "it is owned by uid {owner}, not by uid {}, so it was left alone; {}",
+                    crate::segment::euid(),
+                    crate::segment::removal_hint(&path, owner)
+                ),
+            });
+        }
+    }
+    match Segment::unlink(&file) {
         Ok(()) => Ok(()),
         Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         Err(e) => Err(e),

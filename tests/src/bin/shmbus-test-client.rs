@@ -22,6 +22,10 @@
 //!                                                  read until the topic closes, print a JSON
 //!                                                  summary; STRICT=1 also flags any gap in a
 //!                                                  publisher's indices (block policy)
+//! shmbus-test-client forge BUS TOPIC MODE         create a valid-looking topic with both files
+//!                                                  in octal MODE (as whoever runs it: an
+//!                                                  attacker squatting the names), print
+//!                                                  "forged NONCE" and leave it in /dev/shm
 //! ```
 //!
 //! Every mode prints `ready` once attached, so the test can order the
@@ -51,6 +55,7 @@ fn main() {
     };
     let result = match arg(0) {
         "pub" => publish(arg(1), arg(2), num(3) as u32, num(4)),
+        "forge" => forge(arg(1), arg(2), arg(3)),
         "sub" => subscribe(arg(1), arg(2), num(3)),
         "hold-loan" => hold_loan(arg(1), arg(2)),
         "idle-sub" => idle_sub(arg(1), arg(2)),
@@ -67,6 +72,21 @@ fn main() {
         eprintln!("shmbus-test-client: {e}");
         std::process::exit(1);
     }
+}
+
+/// A squatter's topic: valid headers, in files of the caller's uid.
+fn forge(bus: &str, topic: &str, mode: &str) -> shmbus::Result<()> {
+    let mode = u32::from_str_radix(mode, 8)
+        .map_err(|_| Error::InvalidConfig(format!("mode `{mode}` is not octal")))?;
+    let perms = shmbus::SegmentPerms {
+        data_mode: mode,
+        subs_mode: mode,
+        gid: None,
+    };
+    let owner = shmbus::TopicOwner::create(bus, topic, &shmbus::TopicConfig::default(), &perms)?;
+    // The handle only maps the files: dropping it leaves them in /dev/shm.
+    say(&format!("forged {:#x}", owner.identity()?.nonce));
+    Ok(())
 }
 
 /// Length of message `k` of publisher `id`, in `HEADER..=max`.
