@@ -69,6 +69,20 @@ pub struct Trust<'a> {
     pub modes: &'a [u32],
 }
 
+/// A fresh random nonce for a new segment's header (never 0): it tells
+/// one incarnation of a name from the next.
+pub fn random_nonce() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: `buf` is a valid 8-byte out buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
+    let r = u64::from_ne_bytes(buf);
+    if n == 8 && r != 0 {
+        r
+    } else {
+        crate::clock::realtime_ns() ^ (u64::from(std::process::id()) << 32) | 1
+    }
+}
+
 /// The uid this process acts as (its effective uid).
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
@@ -313,8 +327,14 @@ impl Segment {
     /// Whether the name still leads to the file this segment mapped (not
     /// removed, nor replaced by another file under the same name).
     pub fn is_linked(&self) -> bool {
+        self.is_linked_as(&self.name)
+    }
+
+    /// Whether segment name `name` leads to the file this segment mapped
+    /// (for a segment created under a temporary name and then linked).
+    pub fn is_linked_as(&self, name: &str) -> bool {
         let (Ok(now), Ok(ours)) = (
-            std::fs::symlink_metadata(shm_file(&self.name)),
+            std::fs::symlink_metadata(shm_file(name)),
             self.file.metadata(),
         ) else {
             return false;

@@ -92,18 +92,6 @@ impl TopicTrust {
     }
 }
 
-fn random_nonce() -> u64 {
-    let mut buf = [0u8; 8];
-    // SAFETY: `buf` is a valid 8-byte out buffer.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
-    let r = u64::from_ne_bytes(buf);
-    if n == 8 && r != 0 {
-        r
-    } else {
-        crate::clock::realtime_ns() ^ (u64::from(std::process::id()) << 32) | 1
-    }
-}
-
 impl MappedTopic {
     /// Creates both segments of a new topic and initialises their headers.
     pub(crate) fn create(
@@ -114,7 +102,7 @@ impl MappedTopic {
     ) -> Result<MappedTopic> {
         names::validate_bus(bus)?;
         names::validate_topic(topic)?;
-        let geo = Geometry::new(cfg, random_nonce())?;
+        let geo = Geometry::new(cfg, segment::random_nonce())?;
         let subs_name = names::segment_name(bus, topic, Part::Subs);
         let data_name = names::segment_name(bus, topic, Part::Data);
         let subs = Segment::create(&subs_name, geo.subs_size, perms.subs_mode, perms.gid)?;

@@ -16,8 +16,6 @@
 //! it; new callers could no longer reach us); an error (1).
 
 use std::ffi::OsString;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -107,9 +105,6 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<(), CliError> {
         })?;
         servers.push(server);
     }
-    // Which file we serve: if it is removed (or replaced), callers can no
-    // longer reach us.
-    let segment = SegmentFile::of(&global.bus, &args.service)?;
     signals::install()?;
     let done = AtomicBool::new(false);
     let handler = if args.echo {
@@ -121,9 +116,9 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<(), CliError> {
         let workers: Vec<_> = servers
             .into_iter()
             .map(|server| {
-                let (done, handler, segment) = (&done, &handler, &segment);
+                let (done, handler) = (&done, &handler);
                 s.spawn(move || {
-                    let ended = work(&server, handler, segment, done);
+                    let ended = work(&server, handler, done);
                     // One worker's end is everyone's.
                     done.store(true, Ordering::SeqCst);
                     ended
@@ -169,12 +164,7 @@ enum End {
 }
 
 /// One worker: takes requests and answers them until told to stop.
-fn work(
-    server: &Server,
-    handler: &Handler<'_>,
-    segment: &SegmentFile,
-    done: &AtomicBool,
-) -> Result<End, CliError> {
+fn work(server: &Server, handler: &Handler<'_>, done: &AtomicBool) -> Result<End, CliError> {
     let stop = || signals::stop_requested() || done.load(Ordering::SeqCst);
     loop {
         if stop() {
@@ -182,8 +172,8 @@ fn work(
         }
         let req = match server.recv_request(WAIT_SLICE) {
             Ok(req) => req,
-            // Idle: a moment to see whether callers can still find us.
-            Err(shmbus::Error::Timeout) if !segment.still_there() => return Ok(End::Removed),
+            // The segment is gone from /dev/shm: callers cannot find us.
+            Err(shmbus::Error::Closed) => return Ok(End::Removed),
             Err(shmbus::Error::Timeout | shmbus::Error::Interrupted) => continue,
             Err(e) => {
                 return Err(CliError::from(e).context(format_args!(
@@ -237,34 +227,4 @@ fn answer(
     sent.map(|_| ()).map_err(|e| {
         CliError::from(e).context(format_args!("cannot reply on `{}`", server.service()))
     })
-}
-
-/// The identity of the service's file in /dev/shm when we attached.
-struct SegmentFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl SegmentFile {
-    fn of(bus: &str, service: &str) -> Result<SegmentFile, CliError> {
-        // POSIX shared memory lives in /dev/shm on Linux.
-        let path =
-            PathBuf::from("/dev/shm").join(shmbus::names::service_segment_name(bus, service));
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| CliError::runtime(format!("cannot look at {}: {e}", path.display())))?;
-        Ok(SegmentFile {
-            path,
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
-
-    /// Whether the file we serve is still the one callers open.
-    fn still_there(&self) -> bool {
-        match std::fs::metadata(&self.path) {
-            Ok(m) => m.dev() == self.dev && m.ino() == self.ino,
-            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-        }
-    }
 }

@@ -56,23 +56,14 @@ pub(crate) enum Role {
 #[derive(Debug)]
 pub(crate) struct MappedService {
     service: String,
+    /// The segment's name in /dev/shm (its creator mapped it under a
+    /// temporary name first).
+    name: String,
     seg: Segment,
     geo: ServiceGeometry,
     /// Our own entry, which the reaping helpers must never take for dead
     /// (our own lock is re-takeable through our own file description).
     own: Option<(Role, u32)>,
-}
-
-fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // SAFETY: `buf` is a valid 8-byte out buffer.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
-    let r = u64::from_ne_bytes(buf);
-    if n == 8 && r != 0 {
-        r
-    } else {
-        crate::clock::realtime_ns() ^ (u64::from(std::process::id()) << 32) | 1
-    }
 }
 
 fn is_enoent(e: &Error) -> bool {
@@ -104,6 +95,7 @@ impl MappedService {
         let geo = sl::read_service_header(&name, &seg.header(sl::HEADER_SIZE), seg.len(), service)?;
         Ok(Some(MappedService {
             service: service.to_string(),
+            name,
             seg,
             geo,
             own: None,
@@ -121,19 +113,19 @@ impl MappedService {
         if let Some(m) = MappedService::open(bus, service)? {
             return Ok(m);
         }
-        let geo = ServiceGeometry::new(cfg, random_u64())?;
+        let geo = ServiceGeometry::new(cfg, segment::random_nonce())?;
         let final_name = names::service_segment_name(bus, service);
         let tmp = format!("{final_name}.new-{}-{:x}", std::process::id(), geo.nonce);
         let seg = Segment::create(&tmp, geo.size, mode, None)?;
         let m = MappedService {
             service: service.to_string(),
+            name: final_name.clone(),
             seg,
             geo,
             own: None,
         };
         m.init();
-        let linked =
-            std::fs::hard_link(format!("/dev/shm/{tmp}"), format!("/dev/shm/{final_name}"));
+        let linked = std::fs::hard_link(segment::shm_file(&tmp), segment::shm_file(&final_name));
         let _ = Segment::unlink(&tmp);
         match linked {
             Ok(()) => Ok(m),
@@ -174,6 +166,13 @@ impl MappedService {
             h.created_ns = crate::clock::realtime_ns();
             h.magic.store(sl::SERVICE_MAGIC, Ordering::Release);
         }
+    }
+
+    /// Whether callers can still find this segment: its name in /dev/shm
+    /// still leads to the file mapped here (not removed by `shmbusd`'s
+    /// shutdown, `--clean` or an `rm`, nor replaced).
+    pub(crate) fn is_linked(&self) -> bool {
+        self.seg.is_linked_as(&self.name)
     }
 
     /// Service name.

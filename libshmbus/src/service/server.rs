@@ -157,7 +157,9 @@ impl Server {
         self.index
     }
 
-    /// Waits at most `timeout` for the next request.
+    /// Waits at most `timeout` for the next request. [`Error::Closed`]: the
+    /// service's segment was removed from /dev/shm (`shmbusd` shut down or
+    /// cleaned the bus, or an `rm`), so no caller can reach this server.
     pub fn recv_request(&self, timeout: Duration) -> Result<Request<'_>> {
         self.recv_with(Deadline::After(timeout))
     }
@@ -259,7 +261,18 @@ impl Server {
         None
     }
 
-    fn recv_with(&self, mut limit: Deadline) -> Result<Request<'_>> {
+    /// Waits for a request until `limit`. A blocking wait (any limit but
+    /// `Now`) ends with [`Error::Closed`] once the service's segment is gone
+    /// from /dev/shm, checked every tick and when the wait times out.
+    fn recv_with(&self, limit: Deadline) -> Result<Request<'_>> {
+        let blocking = limit != Deadline::Now;
+        match self.wait_request(limit) {
+            Err(Error::Timeout) if blocking && !self.m.is_linked() => Err(Error::Closed),
+            other => other,
+        }
+    }
+
+    fn wait_request(&self, mut limit: Deadline) -> Result<Request<'_>> {
         let m = &self.m;
         let e = m.server(self.index);
         wait_for(
@@ -273,6 +286,12 @@ impl Server {
                 // of the queue holds everybody up: reclaim it.
                 if m.reap_blocker(self.blocker.get()) {
                     return Ok(self.take_one());
+                }
+                // Once the segment is gone from /dev/shm (the daemon shut
+                // down or cleaned the bus, or an `rm`), no caller can find
+                // this server again: say so rather than wait for ever.
+                if !m.is_linked() {
+                    return Err(Error::Closed);
                 }
                 Ok(None)
             },

@@ -508,3 +508,25 @@ fn a_typed_idempotent_call_is_sent_again_and_decoded() {
     assert_eq!(sum.unwrap(), 42);
     assert_eq!(c.raw().retries(), 1);
 }
+
+/// A server whose segment was removed from /dev/shm (the daemon's shutdown,
+/// `--clean`, an `rm`) learns it from its next blocking receive, with a
+/// short timeout as with a long one; a poll (`try_recv_request`) costs no
+/// check and just finds nothing.
+#[test]
+fn a_removed_service_is_closed_for_its_server() {
+    let bus = Bus::new("gone");
+    let server = Server::attach_with(&bus.0, "gone", &small()).unwrap();
+    assert!(matches!(
+        server.recv_request(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    crate::service::remove_service(&bus.0, "gone").unwrap();
+    assert!(matches!(server.try_recv_request(), Ok(None)));
+    for wait in [Duration::from_millis(5), Duration::from_millis(300)] {
+        assert!(
+            matches!(server.recv_request(wait), Err(Error::Closed)),
+            "{wait:?}"
+        );
+    }
+}
