@@ -30,6 +30,15 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+MSRV="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
+step "the stated minimum Rust (rust-version ${MSRV}) builds every crate and target"
+if command -v rustup >/dev/null 2>&1; then
+  rustup toolchain install "${MSRV}" --profile minimal >/dev/null
+  CARGO_TARGET_DIR=target/msrv cargo "+${MSRV}" check --workspace --all-targets --quiet
+else
+  echo "rustup is not installed: cannot check rust-version ${MSRV} (install rustup to check it)"
+fi
+
 step "build the binaries the end-to-end tests run"
 cargo build --workspace --bins
 

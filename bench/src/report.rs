@@ -609,9 +609,9 @@ fn range_text(r: &Row, f: fn(f64) -> String) -> String {
 
 /// `64 B`, `4 KiB`, `1 MiB`.
 pub fn size_label(size: usize) -> String {
-    if size >= MIB && size % MIB == 0 {
+    if size >= MIB && size.is_multiple_of(MIB) {
         format!("{} MiB", size / MIB)
-    } else if size >= 1024 && size % 1024 == 0 {
+    } else if size >= 1024 && size.is_multiple_of(1024) {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")

@@ -188,7 +188,7 @@ mod tsc {
                     "stamp {s} outside [{before}, {after}] by more than 20 us"
                 );
                 n += 1;
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
             }

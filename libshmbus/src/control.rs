@@ -726,7 +726,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let mut body = br#"{"v":1,"id":1,"op":"list","x":"#.to_vec();
-        body.extend(std::iter::repeat(b'[').take(60_000));
+        body.extend(std::iter::repeat_n(b'[', 60_000));
         assert!(decode_request(&body).is_err());
     }
 

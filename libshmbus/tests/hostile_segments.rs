@@ -1109,7 +1109,7 @@ proptest! {
                             fx.adv.scribble(*f, *v);
                         }
                         writes += 1;
-                        if writes % 64 == 0 {
+                        if writes.is_multiple_of(64) {
                             let _w = watchdog::arm("racing reap", Duration::ZERO);
                             let _ = fx.owner.reap();
                             let _ = fx.owner.stats();

@@ -104,7 +104,7 @@ fn too_long(text: &str) -> String {
 /// for messages and tables.
 pub fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
-    let (value, unit) = if ns >= 60_000_000_000 && ns % 60_000_000_000 == 0 {
+    let (value, unit) = if ns >= 60_000_000_000 && ns.is_multiple_of(60_000_000_000) {
         (ns as f64 / 60e9, "m")
     } else if ns >= 1_000_000_000 {
         (ns as f64 / 1e9, "s")

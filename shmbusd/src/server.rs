@@ -212,9 +212,9 @@ impl Server {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    if !self
+                    if self
                         .fd_warned
-                        .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
                     {
                         tracing::warn!(
                             "cannot accept control connections: {e} ({} open); raise the open-file limit or lower max_connections",
