@@ -94,7 +94,7 @@ fn killed_subscriber_of_a_full_block_topic_is_reaped_and_the_publisher_resumes()
 }
 
 #[test]
-fn killed_publisher_mid_write_is_reaped_and_subscribers_skip_its_slot() {
+fn killed_publisher_mid_write_is_reaped_by_the_daemon_and_skipped() {
     let mut bus = TestBus::new("reappub");
     let log = bus.start_daemon_logged(&[]);
     create(&bus, &["loan", "--capacity", "16"]);
