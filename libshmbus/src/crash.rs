@@ -110,8 +110,9 @@ pub fn role(point: &str) -> Option<Role> {
     }
 }
 
-/// The points of one role, in protocol order.
-#[cfg_attr(not(any(test, loom, feature = "crash-points")), allow(dead_code))]
+/// The points of one role, in protocol order (used by the loom death models
+/// and, through the `crash-points` feature, by the crash driver).
+#[cfg_attr(not(any(loom, feature = "crash-points")), allow(dead_code))]
 pub fn points_of(r: Role) -> impl Iterator<Item = &'static str> {
     POINTS.iter().copied().filter(move |&p| role(p) == Some(r))
 }

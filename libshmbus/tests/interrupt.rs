@@ -7,6 +7,29 @@ use std::time::Duration;
 use shmbus::topic::{SegmentPerms, TopicOwner};
 use shmbus::{Error, SubscribeOptions, Subscriber, TopicConfig, WaitStrategy};
 
+/// A topic on a bus of its own, whose segments are removed from /dev/shm
+/// when the test ends, however it ends.
+struct TestTopic {
+    bus: String,
+    _owner: TopicOwner,
+}
+
+impl TestTopic {
+    fn new(tag: &str) -> TestTopic {
+        let bus = format!("unit-{}-{tag}", std::process::id());
+        let owner =
+            TopicOwner::create(&bus, "t", &TopicConfig::default(), &SegmentPerms::default())
+                .unwrap();
+        TestTopic { bus, _owner: owner }
+    }
+}
+
+impl Drop for TestTopic {
+    fn drop(&mut self) {
+        let _ = shmbus::remove_bus_segments(&self.bus);
+    }
+}
+
 /// Finding 5 of the crash-safety review: an interrupt that lands just
 /// before a park (where EINTR alone is lost) still ends the wait. A
 /// storm of interrupts from another thread at random moments against a
@@ -17,9 +40,8 @@ use shmbus::{Error, SubscribeOptions, Subscriber, TopicConfig, WaitStrategy};
 fn an_interrupt_storm_never_leaves_a_parked_subscriber_asleep() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
-    let bus = format!("unit-{}-storm", std::process::id());
-    let _owner =
-        TopicOwner::create(&bus, "t", &TopicConfig::default(), &SegmentPerms::default()).unwrap();
+    let topic = TestTopic::new("storm");
+    let bus = topic.bus.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(AtomicU64::new(0));
     let (stop2, seen2, bus2) = (Arc::clone(&stop), Arc::clone(&seen), bus.clone());
@@ -67,10 +89,8 @@ fn an_interrupt_storm_never_leaves_a_parked_subscriber_asleep() {
 /// next blocking receive, once.
 #[test]
 fn an_interrupt_just_before_recv_is_reported_by_it() {
-    let bus = format!("unit-{}-before", std::process::id());
-    let _owner =
-        TopicOwner::create(&bus, "t", &TopicConfig::default(), &SegmentPerms::default()).unwrap();
-    let mut sub = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
+    let topic = TestTopic::new("before");
+    let mut sub = Subscriber::attach(&topic.bus, "t", SubscribeOptions::default()).unwrap();
     shmbus::interrupt(); // before the call: reported by it, not lost
     assert!(matches!(sub.recv(), Err(Error::Interrupted)));
     assert!(matches!(sub.try_recv(), Ok(None)));
