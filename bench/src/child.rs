@@ -6,115 +6,17 @@
 //! a clean process with its own address space, exactly like a real separate
 //! client, and lets any binary embed the benchmark: it only has to call
 //! [`run_child_if_requested`] first thing in `main`.
+//!
+//! This module is the top of the child side: it reads the [`ChildSpec`]
+//! (defined below it, in [`crate::role`]) and calls the case module that
+//! plays the role. The case modules never call back into it.
 
-use serde::{Deserialize, Serialize};
-
+use crate::affinity;
 use crate::baselines::{futex, mqueue, ring, spin, stream};
 use crate::control::Control;
 use crate::region::SharedRegion;
-use crate::{affinity, shmbus_cases};
-
-/// Environment variable that turns a process into a benchmark child; its
-/// value is the JSON of a [`ChildSpec`].
-pub const CHILD_ENV: &str = "SHMBUS_BENCH_CHILD";
-
-/// Everything a child needs: where the control block is, which result slot
-/// is its own, which core to run on, and what to do.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ChildSpec {
-    /// Pid of the parent; the child gives up if it is not its parent anymore.
-    pub parent_pid: u32,
-    /// `shm_open` name of the case's control region.
-    pub region: String,
-    /// This child's result slot (0 for single-child cases).
-    pub index: usize,
-    /// Core to pin to, if the machine has two.
-    pub cpu: Option<usize>,
-    /// The role.
-    pub role: Role,
-}
-
-/// What the child does. `total` counts every message including warm-up;
-/// `warmup` messages are not measured.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "role", rename_all = "kebab-case")]
-pub enum Role {
-    /// Answer `total` spin pings (hardware floor).
-    SpinPong {
-        /// Round trips.
-        total: u64,
-    },
-    /// Answer `total` spin pings carrying a 64-byte payload, echoing the
-    /// payload (64 B hardware floor).
-    SpinPong64 {
-        /// Round trips.
-        total: u64,
-    },
-    /// Answer `total` futex pings (wake-up floor).
-    FutexPong {
-        /// Round trips.
-        total: u64,
-    },
-    /// Echo `total` messages of `size` bytes on a pipe or socket.
-    FdPong {
-        /// Fd to read pings from (inherited).
-        read_fd: i32,
-        /// Fd to write pongs to (inherited).
-        write_fd: i32,
-        /// Message size.
-        size: usize,
-        /// Round trips.
-        total: u64,
-    },
-    /// Receive `total` messages of `size` bytes from a pipe or socket.
-    FdSink {
-        /// Fd to read from (inherited).
-        read_fd: i32,
-        /// Message size.
-        size: usize,
-        /// Messages.
-        total: u64,
-        /// Unmeasured leading messages.
-        warmup: u64,
-    },
-    /// Echo `total` messages between two POSIX message queues.
-    MqPong {
-        /// Queue the pings arrive on.
-        request: String,
-        /// Queue the pongs go to.
-        reply: String,
-        /// Message size.
-        size: usize,
-        /// Round trips.
-        total: u64,
-    },
-    /// Receive `total` messages from a POSIX message queue.
-    MqSink {
-        /// Queue name.
-        queue: String,
-        /// Message size.
-        size: usize,
-        /// Messages.
-        total: u64,
-        /// Unmeasured leading messages.
-        warmup: u64,
-    },
-    /// Receive `total` messages from a bare shared-memory ring (copy floor).
-    RingSink {
-        /// `shm_open` name of the ring's slots.
-        data: String,
-        /// Message (and slot) size.
-        size: usize,
-        /// Slots in the ring.
-        slots: u64,
-        /// Messages.
-        total: u64,
-        /// Unmeasured leading messages.
-        warmup: u64,
-    },
-    /// A shmbus role (see `shmbus_cases`).
-    Shmbus(shmbus_cases::ShmbusRole),
-}
+use crate::role::{ChildSpec, Role, CHILD_ENV};
+use crate::shmbus_cases;
 
 /// If this process was started as a benchmark child, run the child role and
 /// exit (status 0 on success, 1 with a message on stderr otherwise); else

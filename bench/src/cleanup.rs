@@ -3,10 +3,12 @@
 //! and service segments) is registered here while it exists, so that a run that has to
 //! stop half-way (a child died, a case hung) can still remove them, and so
 //! that leftovers of a run that was killed outright are swept by the next one.
+//!
+//! It is at the bottom of the crate (it uses no other module of it): the
+//! modules that create objects register them here, and the name prefixes
+//! the sweep looks for ([`REGION_PREFIX`], [`BUS_PREFIX`]) are defined here.
 
 use std::sync::Mutex;
-
-use crate::region::REGION_PREFIX;
 
 /// A named object in a kernel namespace that outlives the process unless
 /// removed.
@@ -69,6 +71,9 @@ fn remove(r: &Resource) {
         }
     }
 }
+
+/// Prefix of every region name; stale ones of dead runs are swept by it.
+pub const REGION_PREFIX: &str = "shmbus-bench-";
 
 /// Prefix of the bus names the benchmark uses (`bench-<pid>`).
 pub const BUS_PREFIX: &str = "bench-";

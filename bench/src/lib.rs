@@ -11,6 +11,18 @@
 //! many iterations), [`baselines`] and [`shmbus_cases`] (what each case
 //! does), [`report`] and [`targets`] (what is printed and judged).
 //!
+//! The modules are layered: each uses only modules below it, so there is no
+//! import cycle (check: `python3 scripts/module_cycles.py bench/src`). From
+//! the bottom: plain data and helpers that use no other module ([`clock`],
+//! [`stats`], [`affinity`], [`options`], [`cleanup`], [`stamp`], [`role`]
+//! — what a child is told to do); the shared memory ([`region`], then
+//! [`control`]); the parent side of a case ([`supervisor`]); the cases
+//! ([`shmbus_cases`], then [`baselines`], whose copy floor and request/reply
+//! baseline take their sizes from the shmbus cases); the child side
+//! ([`child`], which dispatches a role to its case); what runs and what is
+//! printed ([`plan`], [`units`], [`row`], [`targets`], [`report`], then
+//! [`runner`]).
+//!
 //! Use from another binary (the `shmbus bench` subcommand):
 //!
 //! ```no_run
@@ -33,11 +45,15 @@ pub mod options;
 pub mod plan;
 pub mod region;
 pub mod report;
+pub mod role;
+pub mod row;
 pub mod runner;
 pub mod shmbus_cases;
+pub mod stamp;
 pub mod stats;
 pub mod supervisor;
 pub mod targets;
+pub mod units;
 
 pub use child::run_child_if_requested;
 pub use options::{BenchArgs, BenchOptions, Group};

@@ -6,8 +6,8 @@
 
 use crate::baselines::stream::StreamKind;
 use crate::options::{BenchOptions, Group};
+use crate::role::Wait;
 use crate::shmbus_cases::fanout::FanOutMode;
-use crate::shmbus_cases::Wait;
 
 /// One KiB.
 pub const KIB: usize = 1024;
@@ -135,8 +135,8 @@ pub mod ids {
             FanOutMode::Park => format!("shmbus/fanout-park/{n}"),
         }
     }
+    use crate::role::Wait;
     use crate::shmbus_cases::fanout::FanOutMode;
-    use crate::shmbus_cases::Wait;
 }
 
 /// Iteration budgets before `--quick` scaling.

@@ -2,7 +2,8 @@
 //! processes open by name: it carries the control block (readiness, results)
 //! and, for the raw baselines, the words they ping-pong on.
 //!
-//! The name is unique per process and call (`/shmbus-bench-<pid>-<n>`), the
+//! The name is unique per process and call (`/shmbus-bench-<pid>-<n>`,
+//! [`REGION_PREFIX`] is defined in `cleanup`, which sweeps by it), the
 //! creator unlinks it when dropped, and [`crate::cleanup`] unlinks it if the
 //! run dies half-way, so `/dev/shm` is left as it was found.
 
@@ -16,10 +17,7 @@ use nix::sys::mman::{mmap, munmap, shm_open, shm_unlink, MapFlags, ProtFlags};
 use nix::sys::stat::{fstat, Mode};
 use nix::unistd::ftruncate;
 
-use crate::cleanup::{self, Resource};
-
-/// Prefix of every region name; stale ones of dead runs are swept by it.
-pub const REGION_PREFIX: &str = "shmbus-bench-";
+use crate::cleanup::{self, Resource, REGION_PREFIX};
 
 /// A mapped shared-memory region, zero-filled when created.
 pub struct SharedRegion {

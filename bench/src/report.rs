@@ -2,16 +2,23 @@
 //! the headline figure, and ratios to the relevant floor or baseline), the
 //! verdict on each SPEC §9 target, printed as a table shaped like
 //! `nats bench` output or as JSON.
+//!
+//! It is the top of the reporting layers: the [`Row`] it builds is defined
+//! below it in [`crate::row`], and the way figures are written in
+//! [`crate::units`], so that [`crate::targets`], which judges rows and
+//! writes figures too, does not have to reach up into the report.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::affinity::CorePair;
-use crate::options::{BenchOptions, Group};
+use crate::options::BenchOptions;
 use crate::plan::{ids, CaseDef, CaseKind, MIB};
+use crate::row::{Row, Spread, Versus};
 use crate::stats::{median, min_max, LatencySummary, Sample};
 use crate::targets::{self, Verdict};
+use crate::units::{fmt_mib, fmt_ns, fmt_rate, fmt_ratio, size_label};
 
 /// Where the numbers were taken.
 #[derive(Clone, Debug, Serialize)]
@@ -30,65 +37,6 @@ pub struct Machine {
     pub parent_core: Option<usize>,
     /// Core of the child processes, if pinned.
     pub child_core: Option<usize>,
-}
-
-/// Min–max of a row's headline figure over the repeats.
-#[derive(Clone, Debug, Serialize)]
-pub struct Spread {
-    /// Which figure (`p50_ns`, `rtt_p50_ns`, `msgs_per_sec`, `mib_per_sec`,
-    /// `publish_ns`).
-    pub of: &'static str,
-    /// Smallest over repeats.
-    pub min: f64,
-    /// Largest over repeats.
-    pub max: f64,
-}
-
-/// A ratio of this row's headline figure to another row's.
-#[derive(Clone, Debug, Serialize)]
-pub struct Versus {
-    /// Id of the reference row.
-    pub reference: String,
-    /// Short name of the reference.
-    pub name: String,
-    /// This row's figure divided by the reference's (latency: lower is
-    /// better; rates: higher is better).
-    pub ratio: f64,
-}
-
-/// One case, summarised over its repeats (medians).
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    /// Stable id, e.g. `shmbus/latency/spin/64`.
-    pub id: String,
-    /// Group.
-    pub group: Group,
-    /// Name in the table.
-    pub label: String,
-    /// Message size in bytes.
-    pub size: usize,
-    /// Repeats summarised.
-    pub repeats: usize,
-    /// One-way latency percentiles (ping-pong cases).
-    pub latency: Option<LatencySummary>,
-    /// Messages per second (streams: at the receiver; fan-out: median
-    /// subscriber).
-    pub msgs_per_sec: Option<f64>,
-    /// MiB per second (streams, memcpy).
-    pub mib_per_sec: Option<f64>,
-    /// Mean cost of one `send` with every subscriber keeping up (fan-out).
-    pub publish_ns: Option<f64>,
-    /// Delivered rate of the slowest subscriber (fan-out).
-    pub slowest_msgs_per_sec: Option<f64>,
-    /// Round-trip percentiles of sequential calls (request/reply cases; not
-    /// halved, unlike `latency`).
-    pub round_trip: Option<LatencySummary>,
-    /// Calls per second with several in flight (request/reply cases).
-    pub calls_per_sec: Option<f64>,
-    /// Range of the headline figure over repeats.
-    pub range: Option<Spread>,
-    /// Ratios to floors and baselines.
-    pub versus: Vec<Versus>,
 }
 
 /// Everything a run measured.
@@ -607,81 +555,10 @@ fn range_text(r: &Row, f: fn(f64) -> String) -> String {
     }
 }
 
-/// `64 B`, `4 KiB`, `1 MiB`.
-pub fn size_label(size: usize) -> String {
-    if size >= MIB && size.is_multiple_of(MIB) {
-        format!("{} MiB", size / MIB)
-    } else if size >= 1024 && size.is_multiple_of(1024) {
-        format!("{} KiB", size / 1024)
-    } else {
-        format!("{size} B")
-    }
-}
-
-/// Nanoseconds with a unit that keeps 3 significant digits.
-pub fn fmt_ns(ns: f64) -> String {
-    if !ns.is_finite() {
-        "-".into()
-    } else if ns < 1_000.0 {
-        format!("{ns:.0} ns")
-    } else if ns < 1_000_000.0 {
-        format!("{:.2} us", ns / 1e3)
-    } else {
-        format!("{:.2} ms", ns / 1e6)
-    }
-}
-
-/// Messages per second as `12.3M`, `456k`.
-pub fn fmt_rate(r: f64) -> String {
-    if !r.is_finite() {
-        "-".into()
-    } else if r >= 1e6 {
-        format!("{:.2}M", r / 1e6)
-    } else if r >= 1e3 {
-        format!("{:.1}k", r / 1e3)
-    } else {
-        format!("{r:.0}")
-    }
-}
-
-/// MiB per second.
-pub fn fmt_mib(m: f64) -> String {
-    if !m.is_finite() {
-        "-".into()
-    } else if m >= 100.0 {
-        format!("{m:.0}")
-    } else {
-        format!("{m:.1}")
-    }
-}
-
-/// A ratio with 2-3 significant digits.
-pub fn fmt_ratio(x: f64) -> String {
-    if x < 0.1 {
-        format!("{x:.3}")
-    } else if x >= 100.0 {
-        format!("{x:.0}")
-    } else if x >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn units_are_readable() {
-        assert_eq!(size_label(64), "64 B");
-        assert_eq!(size_label(4096), "4 KiB");
-        assert_eq!(size_label(MIB), "1 MiB");
-        assert_eq!(fmt_ns(85.4), "85 ns");
-        assert_eq!(fmt_ns(1234.0), "1.23 us");
-        assert_eq!(fmt_rate(12_345_678.0), "12.35M");
-        assert_eq!(fmt_rate(4_560.0), "4.6k");
-    }
+    use crate::options::Group;
 
     fn case(id: &str, kind: CaseKind, group: Group) -> CaseDef {
         CaseDef {
@@ -708,7 +585,7 @@ mod tests {
 
     #[test]
     fn spin_latency_64_is_compared_with_both_spin_floors() {
-        use crate::shmbus_cases::Wait;
+        use crate::role::Wait;
         let lat = |p50: f64| vec![Sample::Latency(latency(p50))];
         let spin = case(
             ids::SHMBUS_SPIN_64,
@@ -786,7 +663,7 @@ mod tests {
 
     #[test]
     fn service_targets_use_two_floor_hops_and_say_when_unmeasured() {
-        use crate::shmbus_cases::Wait;
+        use crate::role::Wait;
         let rpc = |rtt: f64, calls: f64| {
             vec![Sample::Rpc {
                 round_trip: latency(rtt),

@@ -17,6 +17,7 @@ use crate::shmbus_cases::service::{self, RpcPlan};
 use crate::shmbus_cases::{latency, throughput};
 use crate::stats::Sample;
 use crate::supervisor::Ctx;
+use crate::units::size_label;
 
 /// Longest one repetition may take before the run is declared stuck.
 const CASE_DEADLINE: Duration = Duration::from_secs(120);
@@ -94,11 +95,7 @@ fn run_all(
         .collect();
     for _ in 0..repeats {
         for (case, samples) in results.iter_mut() {
-            bar.set_message(format!(
-                "{} {}",
-                case.label,
-                crate::report::size_label(case.size)
-            ));
+            bar.set_message(format!("{} {}", case.label, size_label(case.size)));
             let sample = run_case(ctx, bus, case).map_err(|e| format!("case {}: {e}", case.id))?;
             samples.push(sample);
             bar.inc(1);

@@ -17,10 +17,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::affinity::CorePair;
-use crate::child::{ChildSpec, Role, CHILD_ENV};
 use crate::cleanup;
 use crate::control::{Control, MAX_CHILDREN};
 use crate::region::SharedRegion;
+use crate::role::{ChildSpec, Role, CHILD_ENV};
 
 /// Settings shared by every case of a run.
 #[derive(Clone, Copy, Debug)]

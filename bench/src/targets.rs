@@ -7,8 +7,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::plan::ids;
-use crate::report::{fmt_mib, fmt_ns, fmt_rate, fmt_ratio, Row};
+use crate::row::Row;
 use crate::shmbus_cases::fanout::FanOutMode;
+use crate::units::{fmt_mib, fmt_ns, fmt_rate, fmt_ratio};
 
 /// How a ratio is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

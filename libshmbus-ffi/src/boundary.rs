@@ -2,6 +2,13 @@
 //! through [`call`], which catches panics (none may unwind into C), turns
 //! errors into a code plus the thread-local message, and checks arguments
 //! with the helpers here before anything is dereferenced.
+//!
+//! Its place in the crate's layers (each module uses only modules below
+//! it): [`unwind`](crate::unwind) at the bottom, then [`status`](crate::status)
+//! (the codes) and [`last_error`](crate::last_error) (the message), then this
+//! module, then [`handle`](crate::handle) and the plain structs
+//! ([`options`](crate::options), [`stats`](crate::stats)), then `bus`, and
+//! `publisher` and `subscriber` on top.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -93,12 +100,6 @@ pub fn call(func: &'static str, body: impl FnOnce() -> FfiResult) -> shmbus_erro
             shmbus_error_t::SHMBUS_ERR_PANIC
         }
     }
-}
-
-/// Runs `body` of a function that has no error code to return (it returns
-/// a value): a panic gives `fallback`.
-pub fn infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
 /// An output parameter: checked non-NULL and aligned, written with

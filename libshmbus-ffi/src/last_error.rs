@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
-use crate::boundary;
+use crate::unwind;
 
 /// What [`shmbus_last_error`] shows before any call failed on the thread.
 const NONE: &CStr = c"no shmbus call has failed on this thread";
@@ -65,7 +65,7 @@ pub fn set(msg: Message) {
 /// it). Before any failure it says that none happened.
 #[no_mangle]
 pub extern "C" fn shmbus_last_error() -> *const c_char {
-    boundary::infallible(NONE.as_ptr(), || {
+    unwind::infallible(NONE.as_ptr(), || {
         LAST.try_with(|cell| match cell.try_borrow() {
             Ok(slot) => match &*slot {
                 Stored::Static(s) => s.as_ptr(),

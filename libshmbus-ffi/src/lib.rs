@@ -16,6 +16,12 @@
 //!   [`subscriber`];
 //! * the plain structs C fills or reads: [`options`] and [`stats`].
 //!
+//! The modules are layered: each uses only modules of the layers below it,
+//! so there is no import cycle (check: `python3 scripts/module_cycles.py
+//! libshmbus-ffi/src`). From the bottom: [`unwind`] (no panic reaches C);
+//! [`status`] and [`last_error`]; [`boundary`]; [`handle`], [`options`];
+//! [`stats`]; [`bus`]; [`publisher`] and [`subscriber`].
+//!
 //! Every exported function is `unsafe extern "C"`: its `# Safety` section is
 //! the C caller's contract (pointers it passes point to what they claim).
 //! Within that contract nothing the caller passes — a NULL, a bad name, a
@@ -36,6 +42,7 @@ pub mod publisher;
 pub mod stats;
 pub mod status;
 pub mod subscriber;
+pub mod unwind;
 
 pub use bus::shmbus_bus_t;
 pub use options::{shmbus_subscribe_options_t, shmbus_topic_config_t};

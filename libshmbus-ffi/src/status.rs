@@ -6,7 +6,7 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-use crate::boundary;
+use crate::unwind;
 
 /// What a call did: `SHMBUS_OK` (0) or why it failed. Every function of the
 /// API returns one; `shmbus_last_error()` then tells the details.
@@ -174,7 +174,7 @@ pub fn code_of(e: &shmbus::Error) -> shmbus_error_t {
 /// be passed safely. Thread-safe.
 #[no_mangle]
 pub extern "C" fn shmbus_strerror(code: c_int) -> *const c_char {
-    boundary::infallible(c"unknown shmbus error code", || {
+    unwind::infallible(c"unknown shmbus error code", || {
         shmbus_error_t::from_raw(code)
             .map_or(c"unknown shmbus error code", shmbus_error_t::description)
     })

@@ -8,9 +8,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::Role;
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

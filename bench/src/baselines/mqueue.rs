@@ -7,10 +7,10 @@
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::child::Role;
 use crate::cleanup::{self, Resource};
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::Role;
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 
@@ -31,7 +31,7 @@ impl Queue {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "/{}{}-mq-{}",
-            crate::region::REGION_PREFIX,
+            cleanup::REGION_PREFIX,
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );

@@ -14,12 +14,12 @@
 use std::hint::spin_loop;
 use std::sync::atomic::Ordering;
 
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::Control;
 use crate::region::SharedRegion;
+use crate::role::Role;
 use crate::shmbus_cases::throughput::capacity_for;
-use crate::shmbus_cases::{read_stamp, stamp};
+use crate::stamp::{read_stamp, stamp};
 use crate::stats::Sample;
 use crate::supervisor::{Ctx, Session};
 

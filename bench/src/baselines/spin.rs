@@ -20,9 +20,9 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::{Control, PAYLOAD_WORDS};
+use crate::role::Role;
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

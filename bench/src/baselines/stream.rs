@@ -11,9 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::Role;
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

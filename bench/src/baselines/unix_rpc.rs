@@ -14,10 +14,10 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 
 use crate::baselines::stream::{channel, StreamKind};
-use crate::child::Role;
 use crate::clock::now_ns;
+use crate::role::Role;
 use crate::shmbus_cases::service::{RpcPlan, DEPTH, SIZE};
-use crate::shmbus_cases::{read_stamp, stamp};
+use crate::stamp::{read_stamp, stamp};
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

@@ -28,9 +28,8 @@ use shmbus::Publisher;
 
 use super::throughput::publish;
 use super::topic::BenchTopic;
-use super::{ShmbusRole, Wait};
-use crate::child::Role;
 use crate::clock::now_ns;
+use crate::role::{Role, ShmbusRole, Wait};
 use crate::stats::{median, Sample};
 use crate::supervisor::{Ctx, Session};
 

@@ -5,10 +5,10 @@
 use shmbus::{Publisher, SubscribeOptions, Subscriber};
 
 use super::topic::BenchTopic;
-use super::{read_stamp, stamp, ShmbusRole, Wait};
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::{Role, ShmbusRole, Wait};
+use crate::stamp::{read_stamp, stamp};
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

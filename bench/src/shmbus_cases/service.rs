@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use shmbus::service::{remove_service, Client, Server, ServiceConfig, Ticket};
 
-use super::{read_stamp, stamp, ShmbusRole, Wait};
-use crate::child::Role;
 use crate::cleanup::{self, Resource};
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::{Role, ShmbusRole, Wait};
+use crate::stamp::{read_stamp, stamp};
 use crate::stats::{RttRecorder, Sample};
 use crate::supervisor::{Ctx, Session};
 

@@ -17,10 +17,10 @@ use std::sync::atomic::Ordering;
 use shmbus::{Publisher, SubscribeOptions, Subscriber};
 
 use super::topic::BenchTopic;
-use super::{read_stamp, stamp, ShmbusRole, Wait};
-use crate::child::Role;
 use crate::clock::now_ns;
 use crate::control::Control;
+use crate::role::{Role, ShmbusRole, Wait};
+use crate::stamp::{read_stamp, stamp};
 use crate::stats::Sample;
 use crate::supervisor::{Ctx, Session};
 
