@@ -127,6 +127,19 @@ pub struct Bus {
     daemon_uid: u32,
 }
 
+impl Clone for Bus {
+    fn clone(&self) -> Bus {
+        Bus {
+            name: self.name.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+            socket: self.socket.clone(),
+            next_id: AtomicU64::new(self.next_id.load(Ordering::Relaxed)),
+            trusted: self.trusted,
+            daemon_uid: self.daemon_uid,
+        }
+    }
+}
+
 impl Bus {
     /// Connects to the bus `name` in the default runtime directory.
     ///
@@ -442,7 +455,7 @@ impl Bus {
 
     /// A connection to the daemon, which must still run as the uid it ran
     /// as when this `Bus` connected (a restart under another uid is refused).
-    fn dial(&self) -> Result<UnixStream> {
+    pub(crate) fn dial(&self) -> Result<UnixStream> {
         let stream = self.dial_unchecked()?;
         let uid = self.peer_uid(&stream)?;
         if uid != self.daemon_uid {
@@ -520,7 +533,7 @@ impl Bus {
 /// Writes all of `buf` with `MSG_NOSIGNAL`: a daemon that closed the
 /// connection (busy, shutting down) must give this process `EPIPE`, never a
 /// SIGPIPE that would kill a host program that did not ignore it.
-fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: `buf` is a live slice of `buf.len()` readable bytes and
         // the descriptor belongs to `stream` for the whole call.
@@ -556,6 +569,10 @@ fn unexpected(op: &str, body: &ReplyBody) -> Error {
         ReplyBody::Removed => "removed",
         ReplyBody::Topics { .. } => "topics",
         ReplyBody::Stats { .. } => "stats",
+        ReplyBody::Watching { .. } => "watching",
+        ReplyBody::Born { .. } => "born",
+        ReplyBody::Missed { .. } => "missed",
+        ReplyBody::Watchers { .. } => "watchers",
     };
     Error::Protocol(format!("shmbusd answered `{op}` with `{kind}`"))
 }

@@ -117,7 +117,22 @@ pub enum Op {
         #[serde(default)]
         topic: Option<String>,
     },
+    /// Registers this connection as a pattern subscription: the daemon
+    /// answers with the matching topics that exist now and, on this same
+    /// connection for as long as it stays open, announces every matching
+    /// topic it creates later ([`ReplyBody::Born`]). See
+    /// `docs/control-protocol.md`, *Pattern subscriptions*.
+    Watch {
+        /// Topic patterns ([`crate::pattern::Pattern`]); at most
+        /// [`MAX_WATCH_PATTERNS`].
+        patterns: Vec<String>,
+    },
+    /// Lists the live pattern subscriptions.
+    Watchers,
 }
+
+/// Most patterns one [`Op::Watch`] may name.
+pub const MAX_WATCH_PATTERNS: usize = 64;
 
 /// One reply from the daemon.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -186,6 +201,67 @@ pub enum ReplyBody {
         /// One entry per topic asked for, sorted by name.
         stats: Vec<TopicStats>,
     },
+    /// Answer to [`Op::Watch`]. The frame carries one descriptor
+    /// (`SCM_RIGHTS`): the subscription's wake page, a sealed 4 KiB memfd
+    /// whose first `u32` the daemon bumps (and `FUTEX_WAKE`s) after each
+    /// announcement it writes to the connection.
+    Watching {
+        /// The matching topics that exist now, sorted by name.
+        topics: Vec<WatchedTopic>,
+    },
+    /// An announcement on a watching connection (request id 0): the daemon
+    /// created a topic the subscription matches and, before anyone could
+    /// use it, attached a subscriber for it at sequence 0. The frame carries
+    /// one descriptor: a fresh open file description of the topic's subs
+    /// segment that holds that entry's liveness lock, so the entry lives
+    /// exactly as long as the subscriber holds the descriptor.
+    Born {
+        /// The new topic.
+        topic: String,
+        /// The subscriber entry held for the subscription.
+        entry: u32,
+        /// The segments' nonce and modes.
+        segments: crate::topic::SegmentIdentity,
+    },
+    /// An announcement on a watching connection (request id 0): the daemon
+    /// created a matching topic but could not hold an entry for the
+    /// subscription (no descriptor is attached).
+    Missed {
+        /// The new topic.
+        topic: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// Answer to [`Op::Watchers`].
+    Watchers {
+        /// One entry per live pattern subscription.
+        watchers: Vec<WatcherInfo>,
+    },
+}
+
+/// A topic a pattern subscription matches, as listed in
+/// [`ReplyBody::Watching`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedTopic {
+    /// Topic name.
+    pub topic: String,
+    /// The segments' nonce and modes.
+    pub segments: crate::topic::SegmentIdentity,
+}
+
+/// A live pattern subscription, as [`ReplyBody::Watchers`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatcherInfo {
+    /// The subscriber's pid (from the kernel, `SO_PEERCRED`).
+    pub pid: u32,
+    /// The subscriber's uid.
+    pub uid: u32,
+    /// Its patterns.
+    pub patterns: Vec<String>,
+    /// The existing topics they cover that the subscriber may read.
+    pub topics: Vec<String>,
+    /// Announcements not yet written to its connection.
+    pub pending: usize,
 }
 
 /// A failed request, by kind. Each kind carries what a client needs to

@@ -55,6 +55,11 @@ pub const POINTS: &[&str] = &[
     // a client attaching through the daemon: its answer is in, the
     // segments are not mapped yet
     "attach.announced",
+    // the daemon creating a topic that a pattern subscription matches: the
+    // entry is held for it, the announcement not yet sent
+    "birth.reserved",
+    // a pattern subscriber: an announced entry received, not yet adopted
+    "birth.adopt",
     // a service client: one call
     "call.begin",
     "call.claim",
@@ -92,6 +97,11 @@ pub enum Role {
     /// and the mapping (nothing is held there: the segment-identity tests
     /// pause it to swap the files under it).
     Attacher,
+    /// The daemon creating a topic that a pattern subscription matches.
+    Daemon,
+    /// A pattern subscriber taking over an entry held for it at a topic's
+    /// birth.
+    PatternSubscriber,
 }
 
 /// The role of `point`, by its name; `None` for a name no role claims (a
@@ -104,6 +114,8 @@ pub fn role(point: &str) -> Option<Role> {
         ["recv" | "park", ..] | ["attach" | "detach", "sub", ..] => Some(Role::Subscriber),
         ["reap", ..] => Some(Role::Reaper),
         ["attach", "announced"] => Some(Role::Attacher),
+        ["birth", "reserved"] => Some(Role::Daemon),
+        ["birth", "adopt"] => Some(Role::PatternSubscriber),
         ["call", ..] => Some(Role::ServiceClient),
         ["serve", ..] => Some(Role::ServiceServer),
         _ => None,
@@ -235,6 +247,8 @@ mod tests {
             include_str!("wait.rs"),
             include_str!("service/client.rs"),
             include_str!("service/server.rs"),
+            include_str!("topic.rs"),
+            include_str!("subscriber.rs"),
         ];
         let called: std::collections::BTreeSet<&str> = sources
             .iter()

@@ -43,6 +43,7 @@ pub mod futex;
 mod interrupt;
 pub mod layout;
 pub mod names;
+pub mod pattern;
 pub(crate) mod racy;
 pub(crate) mod ring;
 pub mod semaphore;
@@ -57,6 +58,8 @@ pub mod control;
 #[cfg(not(loom))]
 pub mod liveness;
 #[cfg(not(loom))]
+pub mod pattern_subscriber;
+#[cfg(not(loom))]
 pub mod publisher;
 #[cfg(not(loom))]
 pub mod segment;
@@ -66,6 +69,8 @@ mod sigbus;
 pub mod subscriber;
 #[cfg(not(loom))]
 pub mod topic;
+#[cfg(not(loom))]
+pub mod watch;
 
 #[cfg(all(test, loom))]
 mod loom_model;
@@ -78,6 +83,7 @@ pub use error::{Error, Result};
 pub use eventcount::EventCount;
 pub use interrupt::interrupt;
 pub use layout::{Policy, TopicConfig};
+pub use pattern::Pattern;
 pub use semaphore::Semaphore;
 #[cfg(not(loom))]
 pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
@@ -85,6 +91,8 @@ pub use wait::WaitStrategy;
 
 #[cfg(not(loom))]
 pub use bus::{Bus, BusOptions, TopicInfo};
+#[cfg(not(loom))]
+pub use pattern_subscriber::PatternSubscriber;
 #[cfg(not(loom))]
 pub use publisher::{Loan, Publisher};
 #[cfg(not(loom))]

@@ -611,6 +611,31 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     }
 }
 
+/// Takes over subscriber entry `index`, which the daemon attached on this
+/// process's behalf (`TopicOwner::reserve_subscriber`) and whose liveness
+/// lock the caller now holds: reads the cursor the entry was given. Every
+/// loss after it is reported (the join is at the topic's birth, so there is
+/// no pre-join history). `None` if the entry is not an active one, or its
+/// cursor is past the tail (a forged or foreign entry).
+pub(crate) fn adopt_subscriber<M: RingMemory>(m: &M, index: u32) -> Option<SubLocal> {
+    let e = m.sub_entry(index);
+    if e.state.load(Ordering::Acquire) != ENTRY_ACTIVE {
+        return None;
+    }
+    // Acquire: pairs with the Release store of the start in
+    // `attach_subscriber`.
+    let cursor = e.cursor.load(Ordering::Acquire);
+    if cursor > m.data().tail.load(Ordering::Acquire).min(MAX_SEQ) {
+        return None;
+    }
+    Some(SubLocal {
+        index,
+        cursor,
+        join_tail: 0,
+        interrupts: crate::interrupt::generation(),
+    })
+}
+
 /// Gives subscriber entry `index` back.
 ///
 /// Three steps, so that a death between any two is repaired: the entry

@@ -21,6 +21,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -243,7 +244,13 @@ impl Segment {
             )),
             e => Error::errno(format!("cannot open segment {name}"), e),
         })?;
-        let file = File::from(fd);
+        Segment::from_file(name, File::from(fd), writable, trust)
+    }
+
+    /// Maps segment `name` from an already open `file` (one the daemon
+    /// passed over its socket), after the same checks as [`Segment::open`]:
+    /// `trust` on the descriptor, then a sane size.
+    pub fn from_file(name: &str, file: File, writable: bool, trust: &Trust<'_>) -> Result<Segment> {
         trust.check(name, &file)?;
         let size = file
             .metadata()
@@ -313,6 +320,20 @@ impl Segment {
     /// The open file (for liveness locks).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// A new open file description of the same file, read-write: liveness
+    /// locks taken through it are its own, distinct from this segment's
+    /// (`liveness`), so it can carry an entry's token to another process.
+    /// Reopened through `/proc/self/fd`, not by name, so it is the very file
+    /// this segment maps even if the name was replaced meanwhile.
+    pub fn reopen(&self) -> Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+            .map_err(|e| Error::io(format!("cannot reopen segment {}", self.name), e))
     }
 
     /// Owner uid and permission bits of the open file (`fstat`).

@@ -66,6 +66,9 @@ pub struct SubscribeOptions {
 /// A message, borrowed from the subscriber's buffer until the next receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
+    /// The topic it was published on (for a
+    /// [`PatternSubscriber`](crate::PatternSubscriber), the matching topic).
+    pub topic: &'a str,
     /// Topic-wide sequence number (strictly increasing).
     pub seq: u64,
     /// Publish time, ns since the Unix epoch (`CLOCK_REALTIME` to within
@@ -130,6 +133,82 @@ impl Subscriber {
             strategy: opts.wait,
             buf,
         })
+    }
+
+    /// Takes over subscriber entry `index` of `topic`, which the daemon
+    /// attached at the topic's birth on this process's behalf and whose
+    /// liveness lock `subs_file` (the descriptor it passed) holds. The subs
+    /// segment is mapped from that descriptor, after the same identity
+    /// checks as a named open.
+    pub(crate) fn adopt(
+        bus: &str,
+        topic: &str,
+        trust: &TopicTrust,
+        subs_file: std::fs::File,
+        index: u32,
+        strategy: WaitStrategy,
+    ) -> Result<Subscriber> {
+        let t = MappedTopic::open_with(bus, topic, false, trust, Some(subs_file))?;
+        let bad = || {
+            Error::Protocol(format!(
+                "shmbusd announced subscriber entry {index} of `{topic}`, which is not one held for this process"
+            ))
+        };
+        if index >= t.geometry().config.max_subscribers {
+            return Err(bad());
+        }
+        crate::crash::point("birth.adopt");
+        let local = ring::adopt_subscriber(&t, index).ok_or_else(bad)?;
+        let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
+        Ok(Subscriber {
+            wait_any_seen: std::sync::atomic::AtomicU32::new(local.interrupts),
+            t,
+            local,
+            strategy,
+            buf,
+        })
+    }
+
+    /// One receive that never waits, copying the message into the private
+    /// buffer and consuming it: `Ok(Some(found))`, read it with
+    /// [`Subscriber::copied`]. The result borrows nothing, so a caller
+    /// choosing among many subscribers can loop over them.
+    pub(crate) fn poll_copy(&mut self) -> Result<Option<Found>> {
+        loop {
+            let Some(f) = ring::peek(&self.t, &mut self.local)? else {
+                return Ok(None);
+            };
+            if ring::copy_out(&self.t, &f, &mut self.buf) {
+                ring::consume(&self.t, &mut self.local, &f);
+                return Ok(Some(f));
+            }
+            // Overwritten while we copied: the next peek reports the lap.
+        }
+    }
+
+    /// The message [`Subscriber::poll_copy`] just copied.
+    pub(crate) fn copied(&self, f: &Found) -> Message<'_> {
+        Message {
+            topic: self.t.topic(),
+            seq: f.seq,
+            timestamp_ns: f.timestamp_ns,
+            data: &self.buf[..f.len],
+        }
+    }
+
+    /// The event count publishers notify, and this subscriber's "asleep"
+    /// flag, for a caller that parks on many topics at once.
+    pub(crate) fn wake_words(&self) -> (&crate::eventcount::EventCount, &crate::sync::AtomicU32) {
+        (
+            &self.t.subs().data_ready,
+            &self.t.sub_entry(self.local.index).waiting,
+        )
+    }
+
+    /// The topic's nonce (tells apart two topics of one name, the one
+    /// removed and the one made since).
+    pub(crate) fn nonce(&self) -> u64 {
+        self.t.geometry().nonce
     }
 
     /// Topic name.
@@ -198,6 +277,7 @@ impl Subscriber {
             if ring::copy_out(&self.t, &f, &mut self.buf) {
                 ring::consume(&self.t, &mut self.local, &f);
                 return Ok(Message {
+                    topic: self.t.topic(),
                     seq: f.seq,
                     timestamp_ns: f.timestamp_ns,
                     data: &self.buf[..f.len],
@@ -279,7 +359,7 @@ impl Subscriber {
 
     /// Whether `try_recv` would find something (message, loss or close)
     /// right now, without consuming it.
-    fn readable(&self) -> bool {
+    pub(crate) fn readable(&self) -> bool {
         let c = self.local.cursor;
         let st = self.t.slot(c).stamp.load(Ordering::Acquire);
         let s = crate::layout::stamp::seq(st);

@@ -162,6 +162,19 @@ impl MappedTopic {
         data_writable: bool,
         trust: &TopicTrust,
     ) -> Result<MappedTopic> {
+        MappedTopic::open_with(bus, topic, data_writable, trust, None)
+    }
+
+    /// [`MappedTopic::open`], taking the subs segment from `subs_file` (a
+    /// descriptor the daemon passed) instead of opening it by name. It gets
+    /// the same checks: owner and mode, then the nonce in its header.
+    pub(crate) fn open_with(
+        bus: &str,
+        topic: &str,
+        data_writable: bool,
+        trust: &TopicTrust,
+        subs_file: Option<File>,
+    ) -> Result<MappedTopic> {
         names::validate_bus(bus)?;
         names::validate_topic(topic)?;
         let data_name = names::segment_name(bus, topic, Part::Data);
@@ -197,7 +210,10 @@ impl MappedTopic {
                 });
             }
         }
-        let subs = Segment::open(&subs_name, true, &subs_trust)?;
+        let subs = match subs_file {
+            Some(file) => Segment::from_file(&subs_name, file, true, &subs_trust)?,
+            None => Segment::open(&subs_name, true, &subs_trust)?,
+        };
         // The subs header must carry the data header's nonce, which was
         // just compared with the announced one.
         layout::check_subs_header(
@@ -598,6 +614,34 @@ impl TopicOwner {
             liveness::release(self.t.subs_file(), off);
         }
         report
+    }
+
+    /// Attaches a subscriber at the start of the ring on behalf of process
+    /// `pid` (a pattern subscription, at the topic's birth) and returns its
+    /// entry and a new open file description of the subs segment that holds
+    /// the entry's liveness lock. The entry is an ordinary live subscriber
+    /// for as long as some process keeps that descriptor open: passed to
+    /// the subscriber, it becomes the subscriber's own token; closed
+    /// unclaimed (the daemon, or the subscriber, died first, or the
+    /// connection dropped it), the lock goes and the next reap frees the
+    /// entry. `Ok(None)`: every entry is taken.
+    pub fn reserve_subscriber(&self, pid: u32) -> Result<Option<(u32, File)>> {
+        let file = self.t.subs.reopen()?;
+        for i in 0..self.t.geo.config.max_subscribers {
+            if self.t.sub_entry(i).state.load(Ordering::Acquire) != ENTRY_FREE {
+                continue;
+            }
+            if !liveness::try_acquire(&file, entry_lock_offset(i))? {
+                continue;
+            }
+            // The lock was free: a recorded owner would be dead; reclaim
+            // whatever it left, as `acquire_entry` does.
+            ring::reclaim_subscriber(&self.t, i);
+            ring::attach_subscriber(&self.t, i, pid, true);
+            crate::crash::point("birth.reserved");
+            return Ok(Some((i, file)));
+        }
+        Ok(None)
     }
 
     /// Counters of the topic and of every attached client.

@@ -6,14 +6,16 @@
 //! previous reply is still unsent, so a client that does not read its
 //! replies stops being read (back-pressure) instead of growing the daemon.
 
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 use shmbus::control::{ErrorReply, FrameError, FrameReader, Outcome, MAX_REQUEST_LEN};
 
 use crate::access::Peer;
-use crate::requests::encode_reply;
+use crate::outgoing::{encode_reply, Outgoing};
 
 /// Requests or reads handled per wake-up before other connections get a
 /// turn; a chatty client cannot starve the others.
@@ -37,10 +39,16 @@ pub struct Connection {
     /// Who is at the other end.
     pub peer: Peer,
     input: FrameReader,
-    output: Vec<u8>,
+    /// Frames to write, oldest first; `written` bytes of the first are gone.
+    output: VecDeque<Outgoing>,
     written: usize,
     close_after_flush: bool,
     last_progress: Instant,
+    /// Whether bytes were written since [`Connection::take_wrote`].
+    wrote: bool,
+    /// A pattern subscription's connection: it is quiet by nature, and its
+    /// output is announcements, bounded by count, not by time.
+    pub watching: bool,
 }
 
 impl Connection {
@@ -50,34 +58,72 @@ impl Connection {
             stream,
             peer,
             input: FrameReader::new(MAX_REQUEST_LEN),
-            output: Vec::new(),
+            output: VecDeque::new(),
             written: 0,
             close_after_flush: false,
             last_progress: Instant::now(),
+            wrote: false,
+            watching: false,
         }
+    }
+
+    /// Queues a frame after those already queued.
+    pub fn push(&mut self, frame: Outgoing) {
+        self.output.push_back(frame);
+    }
+
+    /// Frames queued and not completely written.
+    pub fn queued(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Whether bytes were written since the last call.
+    pub fn take_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.wrote)
+    }
+
+    /// Writes what is queued until done or the socket would block. The
+    /// descriptor of a frame goes with its first byte.
+    fn flush(&mut self) -> Result<(), Next> {
+        while let Some(front) = self.output.front() {
+            let sent = shmbus::watch::send_with_fd(
+                self.stream.as_raw_fd(),
+                &front.bytes[self.written..],
+                if self.written == 0 {
+                    front.fd.as_ref().map(|f| f.as_fd())
+                } else {
+                    None
+                },
+            );
+            match sent {
+                Ok(0) => return Err(Next::Close("peer stopped reading")),
+                Ok(n) => {
+                    self.written += n;
+                    self.wrote = true;
+                    self.last_progress = Instant::now();
+                    if self.written == front.bytes.len() {
+                        self.output.pop_front();
+                        self.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(Next::Wait),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Next::Close("write failed")),
+            }
+        }
+        Ok(())
     }
 
     /// Reads, answers and writes until the socket would block, the budget
     /// is spent, or the connection must close. `answer` turns one request
     /// body into one reply frame.
-    pub fn drive(&mut self, mut answer: impl FnMut(&Peer, &[u8]) -> Vec<u8>) -> Next {
+    pub fn drive(&mut self, mut answer: impl FnMut(&Peer, &[u8]) -> Outgoing) -> Next {
         let mut budget = BUDGET;
         loop {
             // 1. Send what is pending; nothing else until it is gone.
-            while self.written < self.output.len() {
-                match self.stream.write(&self.output[self.written..]) {
-                    Ok(0) => return Next::Close("peer stopped reading"),
-                    Ok(n) => {
-                        self.written += n;
-                        self.last_progress = Instant::now();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Wait,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Next::Close("write failed"),
-                }
+            if let Err(next) = self.flush() {
+                return next;
             }
-            self.output = Vec::new();
-            self.written = 0;
             if self.close_after_flush {
                 return Next::Close("protocol violation");
             }
@@ -89,14 +135,16 @@ impl Connection {
             // 2. Answer a buffered request, if a whole one is there.
             match self.input.next_frame() {
                 Ok(Some(body)) => {
-                    self.output = answer(&self.peer, &body);
+                    self.output.push_back(answer(&self.peer, &body));
                     continue;
                 }
                 Ok(None) => {}
                 Err(e @ FrameError::TooLarge { .. }) => {
                     // The stream cannot be resynchronised: say why, then close.
-                    self.output =
-                        encode_reply(0, Outcome::Error(ErrorReply::bad_request(e.to_string())));
+                    self.output.push_back(Outgoing::plain(encode_reply(
+                        0,
+                        Outcome::Error(ErrorReply::bad_request(e.to_string())),
+                    )));
                     self.close_after_flush = true;
                     continue;
                 }
@@ -132,7 +180,9 @@ impl Connection {
         let quiet = now.saturating_duration_since(self.last_progress);
         if self.input.buffered() > 0 && quiet > request_timeout {
             Some("sent part of a request and went silent")
-        } else if self.written < self.output.len() && quiet > request_timeout {
+        } else if self.watching {
+            None
+        } else if !self.output.is_empty() && quiet > request_timeout {
             Some("does not read its reply")
         } else if quiet > idle_timeout {
             Some("idle")

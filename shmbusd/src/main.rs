@@ -17,12 +17,14 @@ mod cli;
 mod config;
 mod connection;
 mod lock;
+mod outgoing;
 mod requests;
 mod rundir;
 mod server;
 mod services;
 mod signals;
 mod topics;
+mod watchers;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -118,6 +120,7 @@ fn run(args: &Args) -> Result<(), String> {
         bus: bus.clone(),
         config,
         topics,
+        watchers: Default::default(),
     };
     daemon.create_config_topics();
 

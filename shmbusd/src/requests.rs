@@ -2,15 +2,23 @@
 //! topics, encode the reply. Nothing here touches a socket, so every request
 //! kind is handled the same way whatever connection it came from.
 
-use shmbus::control::{
-    decode_request, encode_frame, ErrorReply, Op, Outcome, Reply, ReplyBody, Role, MAX_REPLY_LEN,
-    PROTOCOL_VERSION,
-};
+use shmbus::control::{decode_request, ErrorReply, Op, Outcome, ReplyBody, Role, PROTOCOL_VERSION};
 use shmbus::names::validate_topic;
+
+use std::os::fd::OwnedFd;
+
+use shmbus::control::MAX_WATCH_PATTERNS;
+use shmbus::pattern::Pattern;
+use shmbus::{SegmentPerms, TopicConfig};
 
 use crate::access::{Peer, Rights};
 use crate::config::Config;
+use crate::outgoing::{encode_reply, Outgoing};
 use crate::topics::{Ensured, Topics};
+use crate::watchers::Watchers;
+
+/// Connection number of a request that came from no connection (tests).
+pub const NO_CONNECTION: usize = usize::MAX;
 
 /// The daemon's state that requests read and change.
 pub struct Daemon {
@@ -20,6 +28,8 @@ pub struct Daemon {
     pub config: Config,
     /// The topics.
     pub topics: Topics,
+    /// The pattern subscriptions.
+    pub watchers: Watchers,
 }
 
 impl Daemon {
@@ -36,7 +46,7 @@ impl Daemon {
                 Some(_) => {}
                 None => {
                     let perms = self.config.access.segment_perms(&name);
-                    if let Err(e) = self.topics.ensure(&name, &cfg, &perms) {
+                    if let Err(e) = self.ensure_topic(&name, &cfg, &perms) {
                         tracing::error!("cannot create topic `{name}` from the config: {e}");
                     }
                 }
@@ -44,12 +54,31 @@ impl Daemon {
         }
     }
 
-    /// Answers one request frame from `peer` with one reply frame.
-    pub fn handle_frame(&mut self, peer: &Peer, body: &[u8]) -> Vec<u8> {
-        let (id, outcome) = match decode_request(body) {
+    /// Makes sure `topic` exists; a topic this creates is born to the
+    /// pattern subscriptions that match it (entries held, announcements
+    /// queued) before the caller can answer anyone.
+    pub fn ensure_topic(
+        &mut self,
+        topic: &str,
+        cfg: &TopicConfig,
+        perms: &SegmentPerms,
+    ) -> Result<Ensured, shmbus::Error> {
+        let ensured = self.topics.ensure(topic, cfg, perms)?;
+        if ensured == Ensured::Created {
+            if let Some(owner) = self.topics.owner(topic) {
+                self.watchers.born(owner, topic, &self.config.access);
+            }
+        }
+        Ok(ensured)
+    }
+
+    /// Answers one request frame from `peer` on connection `conn` with one
+    /// reply frame (and, for `watch`, the descriptor that goes with it).
+    pub fn handle_frame(&mut self, conn: usize, peer: &Peer, body: &[u8]) -> Outgoing {
+        let (id, outcome, fd) = match decode_request(body) {
             Ok(req) => {
-                let outcome = self.handle(peer, req.op);
-                (req.id, outcome)
+                let (outcome, fd) = self.handle_on(conn, peer, req.op);
+                (req.id, outcome, fd)
             }
             Err(e) => {
                 tracing::debug!(
@@ -58,18 +87,63 @@ impl Daemon {
                     peer.uid,
                     e.error.message()
                 );
-                (e.id, Outcome::Error(e.error))
+                (e.id, Outcome::Error(e.error), None)
             }
         };
-        encode_reply(id, outcome)
+        Outgoing {
+            bytes: encode_reply(id, outcome),
+            fd,
+        }
     }
 
-    /// Carries out one decoded request.
+    /// Carries out one decoded request that came from no connection.
+    #[cfg(test)]
     pub fn handle(&mut self, peer: &Peer, op: Op) -> Outcome {
-        match self.dispatch(peer, op) {
-            Ok(body) => Outcome::Ok(body),
-            Err(e) => Outcome::Error(e),
+        self.handle_on(NO_CONNECTION, peer, op).0
+    }
+
+    fn handle_on(&mut self, conn: usize, peer: &Peer, op: Op) -> (Outcome, Option<OwnedFd>) {
+        if let Op::Watch { patterns } = op {
+            return match self.watch(conn, peer, patterns) {
+                Ok((body, fd)) => (Outcome::Ok(body), Some(fd)),
+                Err(e) => (Outcome::Error(e), None),
+            };
         }
+        match self.dispatch(peer, op) {
+            Ok(body) => (Outcome::Ok(body), None),
+            Err(e) => (Outcome::Error(e), None),
+        }
+    }
+
+    /// `watch`: registers connection `conn` as a pattern subscription.
+    fn watch(
+        &mut self,
+        conn: usize,
+        peer: &Peer,
+        patterns: Vec<String>,
+    ) -> Result<(ReplyBody, OwnedFd), ErrorReply> {
+        if conn == NO_CONNECTION || self.watchers.is_watching(conn) {
+            return Err(ErrorReply::bad_request(
+                "`watch` needs a connection of its own, and only once",
+            ));
+        }
+        if patterns.is_empty() || patterns.len() > MAX_WATCH_PATTERNS {
+            return Err(ErrorReply::bad_request(format!(
+                "`watch` takes 1 to {MAX_WATCH_PATTERNS} patterns, not {}",
+                patterns.len()
+            )));
+        }
+        let patterns = patterns
+            .iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ErrorReply::from_error(&e))?;
+        let topics = Watchers::matching(&patterns, peer, &self.config.access, self.topics.iter());
+        let fd = self
+            .watchers
+            .register(conn, peer, patterns)
+            .map_err(|e| ErrorReply::from_error(&e))?;
+        Ok((ReplyBody::Watching { topics }, fd))
     }
 
     fn dispatch(&mut self, peer: &Peer, op: Op) -> Result<ReplyBody, ErrorReply> {
@@ -100,8 +174,7 @@ impl Daemon {
                     }
                 }
                 let perms = self.config.access.segment_perms(&topic);
-                self.topics
-                    .ensure(&topic, &config, &perms)
+                self.ensure_topic(&topic, &config, &perms)
                     .map_err(|e| ErrorReply::from_error(&e))?;
                 Ok(ReplyBody::Created {
                     info: self.info(&topic)?,
@@ -135,6 +208,17 @@ impl Daemon {
                 };
                 Ok(ReplyBody::Stats { stats })
             }
+            Op::Watch { .. } => Err(ErrorReply::bad_request(
+                "`watch` needs a connection of its own",
+            )),
+            Op::Watchers => Ok(ReplyBody::Watchers {
+                watchers: self.watchers.infos(
+                    peer,
+                    &self.config.access,
+                    self.topics.iter().map(|(name, _)| name),
+                    |_| 0,
+                ),
+            }),
         }
     }
 
@@ -149,8 +233,7 @@ impl Daemon {
         let perms = self.config.access.segment_perms(topic);
         let defaults = self.config.defaults.clone();
         let ensured = self
-            .topics
-            .ensure(topic, &defaults, &perms)
+            .ensure_topic(topic, &defaults, &perms)
             .map_err(|e| ErrorReply::from_error(&e))?;
         let segments = match self.topics.identity(topic) {
             Some(Ok(id)) => Some(id),
@@ -195,27 +278,6 @@ fn check_name(topic: &str) -> Result<(), ErrorReply> {
     validate_topic(topic).map_err(|e| ErrorReply::from_error(&e))
 }
 
-/// Encodes a reply; one too large for the protocol (a bus with a huge number
-/// of topics) becomes an error reply, so the client is told instead of cut
-/// off.
-pub fn encode_reply(id: u64, outcome: Outcome) -> Vec<u8> {
-    let reply = Reply {
-        v: PROTOCOL_VERSION,
-        id,
-        outcome,
-    };
-    encode_frame(&reply, MAX_REPLY_LEN).unwrap_or_else(|e| {
-        let fallback = Reply {
-            v: PROTOCOL_VERSION,
-            id,
-            outcome: Outcome::Error(ErrorReply::Internal {
-                message: e.to_string(),
-            }),
-        };
-        encode_frame(&fallback, MAX_REPLY_LEN).unwrap_or_default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +294,7 @@ mod tests {
             bus: "unit".into(),
             config,
             topics: Topics::new("unit"),
+            watchers: Watchers::default(),
         }
     }
 
@@ -343,14 +406,18 @@ mod tests {
     fn frames_get_replies_with_their_id() {
         let mut d = daemon(Vec::new());
         let me = peer(OWNER, &[]);
-        let reply =
-            decode_reply(&d.handle_frame(&me, br#"{"v":1,"id":5,"op":"hello"}"#)[4..]).unwrap();
+        let reply = decode_reply(
+            &d.handle_frame(NO_CONNECTION, &me, br#"{"v":1,"id":5,"op":"hello"}"#)
+                .bytes[4..],
+        )
+        .unwrap();
         assert_eq!(reply.id, 5);
         assert!(matches!(
             reply.outcome,
             Outcome::Ok(ReplyBody::Hello { ref bus, version: PROTOCOL_VERSION, .. }) if bus == "unit"
         ));
-        let reply = decode_reply(&d.handle_frame(&me, b"\x00garbage")[4..]).unwrap();
+        let reply =
+            decode_reply(&d.handle_frame(NO_CONNECTION, &me, b"\x00garbage").bytes[4..]).unwrap();
         assert_eq!(reply.id, 0);
         assert!(matches!(
             reply.outcome,

@@ -20,7 +20,8 @@ use shmbus::control::{ErrorReply, Outcome};
 use crate::access::Peer;
 use crate::config::Config;
 use crate::connection::{Connection, Next};
-use crate::requests::{encode_reply, Daemon};
+use crate::outgoing::encode_reply;
+use crate::requests::Daemon;
 use crate::signals::{SignalEvent, Signals};
 
 const LISTENER: Token = Token(0);
@@ -157,6 +158,7 @@ impl Server {
             }
         }
         self.daemon.topics.reap();
+        self.deliver_announcements();
         let (request_timeout, idle_timeout) = (
             self.daemon.config.request_timeout,
             self.daemon.config.idle_timeout,
@@ -283,7 +285,19 @@ impl Server {
             return;
         };
         let daemon = &mut self.daemon;
-        match conn.drive(|peer, body| daemon.handle_frame(peer, body)) {
+        let next = conn.drive(|peer, body| daemon.handle_frame(token.0, peer, body));
+        conn.watching = daemon.watchers.is_watching(token.0);
+        self.after_drive(token, next);
+        self.deliver_announcements();
+    }
+
+    fn after_drive(&mut self, token: Token, next: Next) {
+        if let Some(conn) = self.connections.get_mut(&token) {
+            if conn.take_wrote() && conn.watching {
+                self.daemon.watchers.bump(token.0);
+            }
+        }
+        match next {
             Next::Wait => {}
             Next::Again => {
                 if !self.again.contains(&token) {
@@ -294,7 +308,36 @@ impl Server {
         }
     }
 
+    /// Hands the announcements that requests queued (topics born) to their
+    /// watching connections and writes them; a connection that let too many
+    /// pile up is closed (`watchers::MAX_PENDING`).
+    fn deliver_announcements(&mut self) {
+        for conn_id in self.daemon.watchers.with_outbox() {
+            let token = Token(conn_id);
+            let frames = self.daemon.watchers.take_outbox(conn_id);
+            let Some(conn) = self.connections.get_mut(&token) else {
+                continue;
+            };
+            for frame in frames {
+                conn.push(frame);
+            }
+            if conn.queued() > crate::watchers::MAX_PENDING {
+                tracing::warn!(
+                    "pattern subscriber pid {} stopped reading: more than {} announcements wait; dropping its subscription (it reconnects and reports what it lost)",
+                    conn.peer.pid,
+                    crate::watchers::MAX_PENDING
+                );
+                self.close(token, "fell too far behind the announcements");
+                continue;
+            }
+            let daemon = &mut self.daemon;
+            let next = conn.drive(|peer, body| daemon.handle_frame(conn_id, peer, body));
+            self.after_drive(token, next);
+        }
+    }
+
     fn close(&mut self, token: Token, reason: &str) {
+        self.daemon.watchers.remove(token.0);
         if let Some(mut conn) = self.connections.remove(&token) {
             tracing::debug!(
                 "closing connection {} (pid {}, uid {}): {reason}",
@@ -332,6 +375,7 @@ impl Server {
         }
         self.daemon.config = config;
         self.daemon.create_config_topics();
+        self.deliver_announcements();
         let access = self.daemon.config.access.clone();
         self.daemon
             .topics

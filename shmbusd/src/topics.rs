@@ -138,6 +138,18 @@ impl Topics {
         self.owners.len()
     }
 
+    /// The owner of `topic`, if it exists.
+    pub fn owner(&self, topic: &str) -> Option<&TopicOwner> {
+        self.owners.get(topic)
+    }
+
+    /// Every topic, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &TopicOwner)> + Clone {
+        self.owners
+            .iter()
+            .map(|(name, owner)| (name.as_str(), owner))
+    }
+
     /// Whether `topic` exists.
     pub fn contains(&self, topic: &str) -> bool {
         self.owners.contains_key(topic)

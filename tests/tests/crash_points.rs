@@ -305,6 +305,155 @@ fn the_daemon_killed_at_every_reaper_point_is_repaired_by_the_next() {
     print_and_assert("daemon killed at each reaper point", &rows);
 }
 
+/// What a witness pattern subscriber returns: the sequence numbers it
+/// read and the losses it was told of.
+type Witnessed = std::thread::JoinHandle<Result<(Vec<u64>, u64), String>>;
+
+/// A witness pattern subscriber on `b/*`, in a thread: it reports on
+/// `joined` once it follows `b/t`, then reads `want` messages of it and
+/// returns their sequence numbers and the losses it was told of.
+fn pattern_witness(bus: &TestBus, want: u64) -> (std::sync::mpsc::Receiver<()>, Witnessed) {
+    let client = bus.client();
+    let mut sub = client
+        .subscribe_pattern("b/*", shmbus::SubscribeOptions::default())
+        .expect("pattern subscription");
+    let (tx, joined) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + STALL;
+        while !sub.topics().any(|t| t == "b/t") {
+            if std::time::Instant::now() > deadline {
+                return Err("the witness never followed b/t".to_string());
+            }
+            match sub.recv_timeout(Duration::from_millis(50)) {
+                Ok(m) => return Err(format!("message before the join: {}", m.seq)),
+                Err(shmbus::Error::Timeout | shmbus::Error::Lagged(_)) => {}
+                Err(e) => return Err(format!("witness: {e}")),
+            }
+        }
+        let _ = tx.send(());
+        let (mut seqs, mut lost) = (Vec::new(), 0);
+        while (seqs.len() as u64) < want {
+            match sub.recv_timeout(STALL) {
+                Ok(m) => seqs.push(m.seq),
+                Err(shmbus::Error::Lagged(n)) => lost += n,
+                Err(e) => return Err(format!("witness after {} messages: {e}", seqs.len())),
+            }
+        }
+        Ok((seqs, lost))
+    });
+    (joined, handle)
+}
+
+/// Publishes the witness messages into the new topic `b/t` and checks the
+/// witness pattern subscriber got each of them, in order, with no loss.
+fn check_born_topic(
+    bus: &TestBus,
+    joined: std::sync::mpsc::Receiver<()>,
+    witness: Witnessed,
+) -> Result<String, String> {
+    joined
+        .recv_timeout(STALL)
+        .map_err(|_| "the witness never followed b/t".to_string())?;
+    let published =
+        TestClient::ready(&["pub", &bus.name, "b/t", "1", &WITNESS.to_string()]).finish();
+    if published != format!("published {WITNESS}") {
+        return Err(format!("witness publisher: {published}"));
+    }
+    let (seqs, lost) = witness.join().expect("witness thread")?;
+    let want: Vec<u64> = (0..WITNESS).collect();
+    if lost != 0 || seqs != want {
+        return Err(format!("witness got {} messages, lost {lost}", seqs.len()));
+    }
+    Ok(format!(
+        "{WITNESS} published past an 8-slot ring, all delivered"
+    ))
+}
+
+/// A row for a `who` killed (or not) at `point` during a topic's birth.
+fn birth_row(point: &str, who: &str, died: bool, checked: Result<String, String>) -> Row {
+    let (ok, outcome) = match checked {
+        Ok(what) if died => (true, format!("{who} killed; {what}")),
+        Ok(_) => (false, format!("the {who} did not die at the point")),
+        Err(e) => (false, e),
+    };
+    Row {
+        point: point.to_string(),
+        n: 1,
+        outcome,
+        ok,
+    }
+}
+
+/// The daemon killed at the birth of a topic that a pattern subscription
+/// matches, holding the entry it reserved for it and before announcing it:
+/// the entry dies with the daemon (its lock was the daemon's descriptor), a
+/// restarted daemon reaps it, the subscription reconnects and joins the
+/// topic, and a publisher on the topic's 8-slot `block` ring is held back
+/// by nothing.
+#[test]
+fn the_daemon_killed_at_a_topic_birth_holds_nothing_back() {
+    let mut rows = Vec::new();
+    for point in shmbus::crash_points_of(CrashRole::Daemon) {
+        let mut bus = TestBus::new("crashbirth");
+        let mut daemon = bus
+            .daemon_command()
+            .env("SHMBUS_CRASH_AT", format!("{point}:1"))
+            .spawn()
+            .expect("spawn shmbusd");
+        let sock = shmbus::names::socket_path(&bus.runtime_dir, &bus.name);
+        assert!(wait_until(STALL, || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        }));
+        let (joined, witness) = pattern_witness(&bus, WITNESS);
+        // Dies inside this request: the creator sees the daemon go.
+        let _ = bus
+            .cli()
+            .args(["create", "b/t", "--capacity", "8", "--policy", "block"])
+            .output();
+        let died = victim_died(&mut daemon);
+        bus.start_daemon();
+        rows.push(birth_row(
+            point,
+            "daemon",
+            died,
+            check_born_topic(&bus, joined, witness),
+        ));
+    }
+    print_and_assert("daemon killed at a topic's birth", &rows);
+}
+
+/// A pattern subscriber killed while it takes over the entry the daemon
+/// held for it at a topic's birth: the entry is reaped like any dead
+/// subscriber's, so a publisher on the topic's 8-slot `block` ring goes on,
+/// and a second pattern subscriber gets every message.
+#[test]
+fn a_pattern_subscriber_killed_at_a_topic_birth_holds_nothing_back() {
+    let mut rows = Vec::new();
+    for point in shmbus::crash_points_of(CrashRole::PatternSubscriber) {
+        let mut bus = TestBus::new("crashadopt");
+        bus.start_daemon();
+        let (joined, witness) = pattern_witness(&bus, WITNESS);
+        let rundir = bus.runtime_dir.display().to_string();
+        let (mut v, vl) = victim(
+            &["pattern-sub", &rundir, &bus.name, "b/*", "1000"],
+            &format!("{point}:1"),
+        );
+        assert_eq!(vl.recv_timeout(STALL).as_deref(), Ok("ready"));
+        cli_ok(
+            &bus,
+            &["create", "b/t", "--capacity", "8", "--policy", "block"],
+        );
+        let died = victim_died(&mut v);
+        rows.push(birth_row(
+            point,
+            "subscriber",
+            died,
+            check_born_topic(&bus, joined, witness),
+        ));
+    }
+    print_and_assert("pattern subscriber killed at a topic's birth", &rows);
+}
+
 /// Finding 1 with real processes: a rival publisher SIGSTOPped right after
 /// storing its intent for sequence t (before its CAS), and a publisher that
 /// wins t and is killed. Killed after marking its claim won, the reaper

@@ -22,6 +22,9 @@
 //!                                                  read until the topic closes, print a JSON
 //!                                                  summary; STRICT=1 also flags any gap in a
 //!                                                  publisher's indices (block policy)
+//! shmbus-test-client pattern-sub RUNDIR BUS PATTERN COUNT
+//!                                                  subscribe to PATTERN through the daemon,
+//!                                                  read COUNT messages, print "read N lost L"
 //! shmbus-test-client forge BUS TOPIC MODE         create a valid-looking topic with both files
 //!                                                  in octal MODE (as whoever runs it: an
 //!                                                  attacker squatting the names), print
@@ -63,6 +66,7 @@ fn main() {
         "sub-until-closed" => subscribe_until_closed(arg(1), arg(2), num(3) != 0),
         "victim-pub" => victim_publish(arg(1), arg(2), num(3) as u32, num(4)),
         "victim-sub" => victim_subscribe(arg(1), arg(2), num(3)),
+        "pattern-sub" => pattern_subscribe(arg(1), arg(2), arg(3), num(4)),
         other => {
             eprintln!("shmbus-test-client: unknown mode `{other}`");
             std::process::exit(2)
@@ -356,5 +360,24 @@ fn victim_subscribe(bus: &str, topic: &str, count: u64) -> shmbus::Result<()> {
     }
     drop(s);
     say(&format!("read {read}"));
+    Ok(())
+}
+
+fn pattern_subscribe(rundir: &str, bus: &str, pattern: &str, count: u64) -> shmbus::Result<()> {
+    let bus = shmbus::Bus::connect_with(&shmbus::BusOptions {
+        name: bus.to_string(),
+        runtime_dir: Some(rundir.into()),
+    })?;
+    let mut s = bus.subscribe_pattern(pattern, SubscribeOptions::default())?;
+    say("ready");
+    let (mut read, mut lost) = (0u64, 0u64);
+    while read < count {
+        match s.recv_timeout(Duration::from_secs(60)) {
+            Ok(_) => read += 1,
+            Err(Error::Lagged(n)) => lost += n,
+            Err(e) => return Err(e),
+        }
+    }
+    say(&format!("read {read} lost {lost}"));
     Ok(())
 }
