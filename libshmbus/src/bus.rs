@@ -409,6 +409,15 @@ impl Bus {
         }
     }
 
+    /// The live pattern subscriptions the caller may see (its own; every
+    /// one for the bus's owner): their patterns and the topics they cover.
+    pub fn pattern_subscribers(&self) -> Result<Vec<crate::control::WatcherInfo>> {
+        match self.request(Op::Watchers)? {
+            ReplyBody::Watchers { watchers } => Ok(watchers),
+            other => Err(unexpected("watchers", &other)),
+        }
+    }
+
     /// Sends one request on a fresh connection and returns the daemon's
     /// successful reply, or its error mapped to [`Error`].
     pub fn request(&self, op: Op) -> Result<ReplyBody> {

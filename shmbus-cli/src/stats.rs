@@ -1,5 +1,6 @@
 //! `shmbus stats [TOPIC]`: counters, rates and lag per topic, subscriber and
-//! publisher, and (without TOPIC) the services' table of `shmbus services`.
+//! publisher, and (without TOPIC) the pattern subscriptions (their patterns
+//! and the topics they cover) and the services' table of `shmbus services`.
 //!
 //! Counters in shared memory only ever grow, so rates come from two samples:
 //! the one-shot form samples twice `--interval` apart (default 1 s, like
@@ -11,6 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use shmbus::control::WatcherInfo;
 use shmbus::service::ServiceStats;
 use shmbus::{Bus, TopicStats};
 
@@ -52,6 +54,8 @@ struct Sample {
     topics: Vec<TopicStats>,
     /// Every service of the bus (none when one topic was asked for).
     services: Vec<ServiceStats>,
+    /// The pattern subscriptions (none when one topic was asked for).
+    patterns: Vec<WatcherInfo>,
 }
 
 /// Who a rate belongs to: a topic, or a client entry of a topic (index and
@@ -130,6 +134,7 @@ pub fn run(global: &Global, args: StatsArgs) -> Result<(), CliError> {
                 at: prev.at,
                 topics: std::mem::take(&mut prev.topics),
                 services: std::mem::take(&mut prev.services),
+                patterns: std::mem::take(&mut prev.patterns),
             };
             return show(&mut out, global, &args, None, &only, false);
         };
@@ -150,14 +155,19 @@ fn sample(bus: &Bus, topic: Option<&str>) -> Result<Sample, CliError> {
         .map_err(|e| CliError::from(e).context("cannot read stats"))?;
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
     // Services live in their own segments, read without the daemon.
-    let services = match topic {
-        Some(_) => Vec::new(),
-        None => crate::services::read_all(bus.name())?,
+    let (services, patterns) = match topic {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => (
+            crate::services::read_all(bus.name())?,
+            bus.pattern_subscribers()
+                .map_err(|e| CliError::from(e).context("cannot list pattern subscriptions"))?,
+        ),
     };
     Ok(Sample {
         at: Instant::now(),
         topics,
         services,
+        patterns,
     })
 }
 
@@ -216,6 +226,24 @@ fn show(
 /// The tables for people: topics, subscribers, publishers, then services.
 fn render(bus: &str, cur: &Sample, rates: &Rates) -> String {
     let mut text = render_topics(bus, cur, rates);
+    if !cur.patterns.is_empty() {
+        text.push_str("\nPATTERN SUBSCRIBERS\n");
+        let mut table = Table::new(&[
+            ("PID", Align::Right),
+            ("PATTERNS", Align::Left),
+            ("TOPICS", Align::Right),
+            ("COVERS", Align::Left),
+        ]);
+        for w in &cur.patterns {
+            table.row(vec![
+                w.pid.to_string(),
+                w.patterns.join(" "),
+                w.topics.len().to_string(),
+                covers(&w.topics),
+            ]);
+        }
+        text.push_str(&table.render());
+    }
     if !cur.services.is_empty() {
         text.push_str("\nSERVICES\n");
         text.push_str(&crate::services::table(&cur.services).render());
@@ -356,7 +384,18 @@ fn json_document(
         "interval_ms": interval.as_millis() as u64,
         "topics": topics,
         "services": cur.services,
+        "pattern_subscribers": cur.patterns,
     }))
+}
+
+/// The first few topics of a pattern subscription, for a table cell.
+fn covers(topics: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut text = topics[..topics.len().min(SHOWN)].join(" ");
+    if topics.len() > SHOWN {
+        text.push_str(&format!(" (+{} more)", topics.len() - SHOWN));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -402,6 +441,7 @@ mod tests {
             at: t0,
             topics: vec![topic("a", 100, &[(0, 10, 100), (1, 11, 50)])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_millis(500),
@@ -410,6 +450,7 @@ mod tests {
                 topic("b", 7, &[]),
             ],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let r = Rates::between(Some(&prev), &cur);
         assert_eq!(r.get(&Key::Topic("a".into())), Some(2000.0));
@@ -430,11 +471,13 @@ mod tests {
             at: t0,
             topics: vec![topic("a", 100, &[])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(1),
             topics: vec![topic("a", 3, &[])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         assert_eq!(
             Rates::between(Some(&prev), &cur).get(&Key::Topic("a".into())),
@@ -449,11 +492,13 @@ mod tests {
             at: t0,
             topics: vec![topic("sensors/temp", 0, &[(0, 4242, 0)])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(1),
             topics: vec![topic("sensors/temp", 12_345, &[(0, 4242, 345)])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let text = render("b", &cur, &Rates::between(Some(&prev), &cur));
         assert!(text.contains("12.3k msg/s"), "{text}");
@@ -466,6 +511,7 @@ mod tests {
                 at: t0,
                 topics: vec![],
                 services: Vec::new(),
+                patterns: Vec::new(),
             },
             &Rates(HashMap::new())
         )
@@ -479,11 +525,13 @@ mod tests {
             at: t0,
             topics: vec![topic("a", 0, &[(0, 1, 0)])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let cur = Sample {
             at: t0 + Duration::from_secs(2),
             topics: vec![topic("a", 10, &[(0, 1, 4)])],
             services: Vec::new(),
+            patterns: Vec::new(),
         };
         let doc = json_document(
             "b",

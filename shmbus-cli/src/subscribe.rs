@@ -6,6 +6,12 @@
 //! is printed first, and when every topic is empty the process sleeps in
 //! `shmbus::wait_any` until any of them may have something.
 //!
+//! Patterns (`sensors/*`, `logs/**`) follow every matching topic, the ones
+//! there now and the ones created later, from a new topic's first message
+//! (a [`shmbus::PatternSubscriber`]); exact names may be mixed in. With a
+//! pattern, topics interleave round-robin as their messages come rather
+//! than by timestamp.
+//!
 //! Endings: `-c N` messages printed (0); `-W` ran out (3, after printing what
 //! came); Ctrl-C or SIGTERM (0, output flushed); every topic closed because
 //! the daemon shut down or removed them (0); stdout closed by its reader (0),
@@ -31,6 +37,8 @@ Examples:
   shmbus sub -v sensors/temp sensors/humidity    # two topics, each line prefixed by its topic
   shmbus sub jobs -c 10 -W 5s                    # ten messages, or exit 3 after 5 s
   shmbus sub logs --from-start                   # begin with what is still in the ring
+  shmbus sub -v 'sensors/**'                     # every topic under sensors/, now and later
+  shmbus sub -v 'cams/*/frames' alerts           # patterns and exact names mixed
   shmbus sub events --format json | jq .payload
   shmbus sub frames -c 1 --format raw > frame.bin";
 
@@ -43,8 +51,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(250);
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub struct SubArgs {
-    /// Topics to subscribe to, e.g. `sensors/imu/0`.
-    #[arg(value_name = "TOPIC", required = true)]
+    /// Topics to subscribe to, e.g. `sensors/imu/0`, or patterns: `*` is one
+    /// segment (`sensors/*`), `**` any depth (`sensors/**`).
+    #[arg(value_name = "TOPIC|PATTERN", required = true)]
     pub topics: Vec<String>,
     /// Exit after N messages (counted over all topics).
     #[arg(short = 'c', long, value_name = "N", value_parser = crate::cli::parse_positive)]
@@ -82,6 +91,12 @@ pub fn run(global: &Global, mut args: SubArgs) -> Result<(), CliError> {
             topics.push(topic);
         }
     }
+    if topics.iter().any(|t| t.contains('*')) {
+        for t in &topics {
+            shmbus::Pattern::parse(t)?;
+        }
+        return run_patterns(global, &args, &topics);
+    }
     validate_topics(&topics)?;
     let bus = global.connect()?;
     let mut subs: Vec<Subscriber> = Vec::with_capacity(topics.len());
@@ -100,6 +115,35 @@ pub fn run(global: &Global, mut args: SubArgs) -> Result<(), CliError> {
     let mut out = Output::new();
     let mut printed = 0u64;
     let result = receive(&mut subs, &args, deadline, &mut out, &mut printed);
+    finish(result, &args, out, printed)
+}
+
+/// `shmbus sub` with patterns: one pattern subscription for every argument.
+fn run_patterns(global: &Global, args: &SubArgs, topics: &[String]) -> Result<(), CliError> {
+    let bus = global.connect()?;
+    let opts = SubscribeOptions {
+        from_start: args.from_start,
+        ..SubscribeOptions::default()
+    };
+    let mut sub = bus
+        .subscribe_patterns(topics.iter().map(String::as_str), opts)
+        .map_err(|e| CliError::from(e).context("cannot subscribe"))?;
+    signals::install()?;
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    let mut out = Output::new();
+    let mut printed = 0u64;
+    let result = receive_patterns(&mut sub, args, deadline, &mut out, &mut printed);
+    finish(result, args, out, printed)
+}
+
+/// Flushes what was printed, whatever ended the loop, and turns the ending
+/// into the exit status.
+fn finish(
+    result: Result<End, CliError>,
+    args: &SubArgs,
+    mut out: Output,
+    printed: u64,
+) -> Result<(), CliError> {
     // Whatever ended the loop, what was printed reaches the reader.
     let flushed = out.flush();
     match result? {
@@ -204,6 +248,73 @@ fn receive(
                 // (and drains what is left) on the next round.
             }
             Err(e) => return Err(CliError::from(e).context("waiting for messages")),
+        }
+    }
+}
+
+/// The receive loop of a pattern subscription.
+fn receive_patterns(
+    sub: &mut shmbus::PatternSubscriber,
+    args: &SubArgs,
+    deadline: Option<Instant>,
+    out: &mut Output,
+    printed: &mut u64,
+) -> Result<End, CliError> {
+    loop {
+        if signals::stop_requested() {
+            return Ok(End::Done);
+        }
+        let mut wait = WAIT_SLICE;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(End::TimedOut);
+            }
+            wait = wait.min(left);
+        }
+        // Print what is there without waiting; flush before a wait.
+        let got = match sub.try_recv() {
+            Ok(None) => {
+                out.flush()?;
+                sub.recv_timeout(wait).map(Some)
+            }
+            other => other,
+        };
+        match got {
+            Ok(Some(msg)) => {
+                let rec = Record {
+                    topic: msg.topic,
+                    seq: msg.seq,
+                    timestamp_ns: msg.timestamp_ns,
+                    data: msg.data,
+                };
+                write_record(out.writer(), args.format, args.verbose, &rec)
+                    .map_err(CliError::stdout)?;
+                out.end_message()?;
+                *printed += 1;
+                if args.count.is_some_and(|n| *printed >= n) {
+                    return Ok(End::Done);
+                }
+            }
+            Ok(None) => {}
+            Err(shmbus::Error::Lagged(n)) => crate::warn(&format!(
+                "lost {n} messages on `{}`",
+                sub.last_topic().unwrap_or("?")
+            )),
+            Err(shmbus::Error::Closed) => {
+                crate::warn("shmbusd shut down and every followed topic is closed");
+                return Ok(End::Done);
+            }
+            Err(shmbus::Error::Interrupted) => {}
+            Err(shmbus::Error::Timeout) if out.reader_gone() => {
+                return Err(CliError::stdout(io::ErrorKind::BrokenPipe.into()));
+            }
+            Err(shmbus::Error::Timeout) => {}
+            // A topic that could not be joined: say so, follow the others.
+            Err(e) => match sub.last_topic().filter(|t| !t.is_empty()) {
+                Some(topic) => crate::warn(&format!("cannot follow `{topic}`: {e}")),
+                None => crate::warn(&e.to_string()),
+            },
         }
     }
 }
