@@ -156,7 +156,7 @@ fn loom_block_two_publishers_two_subscribers() {
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 2));
         let mut subs_local: Vec<_> = (0..2)
-            .map(|i| ring::attach_subscriber(&*r, i, 1, false))
+            .map(|i| ring::attach_subscriber(&*r, i, 1, ring::Start::Tail))
             .collect();
         let mut first = ring::attach_publisher(&*r, 0, 1);
         send(&r, &mut first, &msg(0, 0));
@@ -219,7 +219,7 @@ fn loom_drop_oldest_lapping_reports_exact_loss() {
     // sequences strictly increase, and nothing is torn.
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::DropOldest, 1, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let r2 = Arc::clone(&r);
         let publisher = thread::spawn(move || {
             let mut local = ring::attach_publisher(&*r2, 0, 1);
@@ -269,7 +269,7 @@ fn loom_abandoned_claim_is_reaped_and_skipped() {
     // and receives 1. Modelled concurrently with the subscriber's waits.
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let mut dead = ring::attach_publisher(&*r, 0, 1);
         let seq = ring::try_claim(&*r, &mut dead).unwrap();
         assert_eq!(seq, 0);
@@ -301,7 +301,7 @@ fn loom_join_never_misses_a_message_published_after_it() {
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 2));
         // An existing slow subscriber keeps the gate low.
-        let mut old = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut old = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let r2 = Arc::clone(&r);
         let publisher = thread::spawn(move || {
             let mut local = ring::attach_publisher(&*r2, 0, 1);
@@ -311,7 +311,7 @@ fn loom_join_never_misses_a_message_published_after_it() {
         });
         let r3 = Arc::clone(&r);
         let joiner = thread::spawn(move || {
-            let mut s = ring::attach_subscriber(&*r3, 1, 1, false);
+            let mut s = ring::attach_subscriber(&*r3, 1, 1, ring::Start::Tail);
             let start = s.cursor;
             let mut got = vec![];
             for _ in start..3 {
@@ -336,7 +336,7 @@ fn loom_loss_marker_is_reported_in_its_place() {
     // from a slot being rewritten — and counts 5 lost.
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let r2 = Arc::clone(&r);
         let publisher = thread::spawn(move || {
             let mut local = ring::attach_publisher(&*r2, 0, 1);
@@ -361,7 +361,7 @@ fn loom_loss_marker_is_reported_in_its_place() {
 fn loom_close_wakes_parked_subscriber_and_publisher() {
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let mut p = ring::attach_publisher(&*r, 0, 1);
         for k in 0..2 {
             send(&r, &mut p, &msg(0, k));
@@ -468,7 +468,7 @@ fn reap_publisher(r: &HeapRing, i: u32) -> PubReclaim {
 fn loom_reaper_vs_a_live_rivals_stale_intent() {
     model(|| {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let mut dead_l = ring::attach_publisher(&*r, 0, 1);
         let mut live_l = ring::attach_publisher(&*r, 1, 1);
         let r0 = Arc::clone(&r);
@@ -503,7 +503,7 @@ fn loom_reaper_wakes_after_a_publisher_died_before_its_notify() {
 fn reaper_wakes_after_a_publisher_died_at(point: &'static str) {
     model(move || {
         let r = Arc::new(HeapRing::new(2, Policy::Block, 1, 1));
-        let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+        let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
         let mut p = ring::attach_publisher(&*r, 0, 1);
         let r1 = Arc::clone(&r);
         let dying = thread::spawn(move || {
@@ -538,7 +538,7 @@ fn loom_death_of_a_publisher_at_every_point_beside_a_live_rival() {
     for point in crash::points_of(Role::Publisher) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
-            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
             let r0 = Arc::clone(&r);
             let dying = thread::spawn(move || {
                 crash::die_at(point, 1);
@@ -587,7 +587,7 @@ fn loom_death_of_a_lone_publisher_at_every_point() {
     for point in crash::points_of(Role::Publisher) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
-            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
             let r0 = Arc::clone(&r);
             let dying = thread::spawn(move || {
                 crash::die_at(point, 1);
@@ -637,7 +637,7 @@ fn loom_death_of_a_subscriber_at_every_point_releases_a_blocked_publisher() {
             let dying = thread::spawn(move || {
                 crash::die_at(point, 1);
                 crash::run_until_death(|| {
-                    let mut s = ring::attach_subscriber(&*r0, 0, 1, true);
+                    let mut s = ring::attach_subscriber(&*r0, 0, 1, ring::Start::Retained);
                     let got = recv_one(&r0, &mut s, WaitStrategy::Park).unwrap();
                     ring::detach_subscriber(&*r0, &s);
                     got
@@ -669,7 +669,7 @@ fn loom_death_of_the_reaper_at_every_point() {
     for point in crash::points_of(Role::Reaper) {
         model(move || {
             let r = Arc::new(HeapRing::new(2, Policy::Block, 2, 1));
-            let mut s = ring::attach_subscriber(&*r, 0, 1, false);
+            let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Tail);
             let mut dead = ring::attach_publisher(&*r, 0, 1);
             assert_eq!(ring::try_claim(&*r, &mut dead).unwrap(), 0); // then dies
             let r1 = Arc::clone(&r);

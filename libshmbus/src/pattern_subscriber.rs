@@ -60,6 +60,7 @@ use crate::control::{
 use crate::error::{Error, Result};
 use crate::futex::WaitOutcome;
 use crate::pattern::Pattern;
+use crate::ring::Start;
 use crate::subscriber::{Message, SubscribeOptions, Subscriber};
 use crate::sync::{AtomicU32, Ordering};
 use crate::topic::TopicTrust;
@@ -77,9 +78,6 @@ pub const POLL_BEYOND: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 struct Member {
     sub: Subscriber,
-    /// Sequences before the join that nobody delivered and that are gone
-    /// (a topic joined late after a reconnect): reported once as `Lagged`.
-    unreported: u64,
 }
 
 /// The subscription's own control connection.
@@ -113,6 +111,9 @@ pub struct PatternSubscriber {
     reconnect_at: Option<Instant>,
     /// The interrupt generation last reported.
     interrupts: u32,
+    /// Topics pruned since the last [`PatternSubscriber::take_ended`]
+    /// (kept only for callers of `subscribers_mut`; bounded by it).
+    ended: Vec<String>,
     /// Receives since the connection was last read whatever the wake word
     /// said (a daemon that died never bumps it: see [`CHECK_EVERY`]).
     unchecked: u32,
@@ -122,6 +123,10 @@ pub struct PatternSubscriber {
 /// word, so the connection is also read, to notice its end, every this many
 /// receives and before every park.
 const CHECK_EVERY: u32 = 4096;
+
+/// Most ended topics kept for [`PatternSubscriber::take_ended`] between two
+/// calls (a caller that never asks does not grow without bound).
+const MAX_ENDED: usize = 1024;
 
 impl Bus {
     /// Subscribes to every topic matching `pattern` (`*` one segment, `**`
@@ -136,8 +141,9 @@ impl Bus {
     }
 
     /// Subscribes to every topic matching any of `patterns`. Exact topic
-    /// names may be mixed in: those topics are opened (and created, when the
-    /// daemon auto-creates) first, as [`Bus::subscriber`] would.
+    /// names may be mixed in; like the wildcard patterns, they are followed
+    /// once they exist (from their birth when that comes later), not
+    /// created: call [`Bus::open`] first to create one.
     pub fn subscribe_patterns<'p>(
         &self,
         patterns: impl IntoIterator<Item = &'p str>,
@@ -153,9 +159,6 @@ impl Bus {
                 patterns.len()
             )));
         }
-        for p in patterns.iter().filter(|p| p.is_exact()) {
-            self.open(p.as_str(), crate::control::Role::Subscribe)?;
-        }
         let mut sub = PatternSubscriber {
             bus: self.clone(),
             patterns,
@@ -168,6 +171,7 @@ impl Bus {
             reconnect_at: None,
             interrupts: crate::interrupt::generation(),
             unchecked: 0,
+            ended: Vec::new(),
         };
         sub.register(false)?;
         Ok(sub)
@@ -267,11 +271,6 @@ impl PatternSubscriber {
         while k < self.members.len() {
             let i = (self.next + k) % self.members.len();
             let m = &mut self.members[i];
-            if m.unreported > 0 {
-                let n = std::mem::take(&mut m.unreported);
-                self.last_topic = Some(m.sub.topic().to_string());
-                return Err(Error::Lagged(n));
-            }
             match m.sub.poll_copy() {
                 Ok(Some(found)) => {
                     self.next = (i + 1) % self.members.len();
@@ -382,7 +381,7 @@ impl PatternSubscriber {
                     ),
                 };
                 match joined {
-                    Ok(sub) => self.members.push(Member { sub, unreported: 0 }),
+                    Ok(sub) => self.members.push(Member { sub }),
                     Err(e) => self.pending.push_back((topic, e)),
                 }
             }
@@ -485,15 +484,15 @@ impl PatternSubscriber {
             return;
         }
         let trust = TopicTrust::announced(self.bus.daemon_uid(), t.segments);
-        let opts = SubscribeOptions {
-            from_start: self.opts.from_start || again,
-            wait: self.opts.wait,
+        let from = if again {
+            Start::Zero
+        } else if self.opts.from_start {
+            Start::Retained
+        } else {
+            Start::Tail
         };
-        match Subscriber::attach_trusted(self.bus.name(), &t.topic, opts, &trust) {
-            Ok(sub) => {
-                let unreported = if again { sub.next_seq() } else { 0 };
-                self.members.push(Member { sub, unreported });
-            }
+        match Subscriber::attach_at(self.bus.name(), &t.topic, from, self.opts.wait, &trust) {
+            Ok(sub) => self.members.push(Member { sub }),
             Err(e) => self.pending.push_back((t.topic, e)),
         }
     }
@@ -553,6 +552,63 @@ impl PatternSubscriber {
                 Err(Error::Interrupted)
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The followed topics' subscribers, for a caller that drains topic by
+    /// topic (the bridge sends each topic's ready messages as one frame)
+    /// instead of calling [`recv`](Self::recv). Pair it with
+    /// [`wait`](Self::wait), which also takes in new topics.
+    pub fn subscribers_mut(&mut self) -> impl Iterator<Item = &mut Subscriber> {
+        self.prune();
+        self.members.iter_mut().map(|m| &mut m.sub)
+    }
+
+    /// The topics that ended (closed, and read to the end) since the last
+    /// call, in the order they ended: for a caller of
+    /// [`subscribers_mut`](Self::subscribers_mut) that keeps state per topic.
+    pub fn take_ended(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Drops the members that are closed and read to the end.
+    fn prune(&mut self) {
+        let before = self.members.len();
+        let ended = &mut self.ended;
+        self.members.retain(|m| {
+            let done = m.sub.finished();
+            if done && ended.len() < MAX_ENDED {
+                ended.push(m.sub.topic().to_string());
+            }
+            !done
+        });
+        if self.members.len() != before {
+            self.next = 0;
+        }
+    }
+
+    /// Waits, without receiving, until a followed topic may have something
+    /// to read, at most `timeout` (`None`: no limit). Takes in the topics
+    /// born meanwhile and drops those closed and read to the end. Errors
+    /// as [`recv`](Self::recv): `Timeout`, `Interrupted`, `Closed`, or a
+    /// topic that could not be joined (named by
+    /// [`last_topic`](Self::last_topic)).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let mut deadline = timeout.map_or(Deadline::Never, Deadline::after);
+        loop {
+            self.service(true)?;
+            if let Some((topic, e)) = self.pending.pop_front() {
+                self.last_topic = Some(topic);
+                return Err(e);
+            }
+            self.prune();
+            if self.members.iter().any(|m| m.sub.readable()) {
+                return Ok(());
+            }
+            if self.watch.is_none() && self.members.is_empty() {
+                return Err(Error::Closed);
+            }
+            self.park(&mut deadline)?;
         }
     }
 

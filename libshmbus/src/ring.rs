@@ -559,6 +559,20 @@ pub(crate) struct SubLocal {
     pub interrupts: u32,
 }
 
+/// Where a new subscriber starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// At the next message published.
+    Tail,
+    /// At the oldest message still in the ring; older ones are history,
+    /// not losses.
+    Retained,
+    /// At sequence 0, with every message it can no longer read reported
+    /// as lost (`Lagged(n)` at the first receive, from the lap logic): a
+    /// topic that should have been followed since its birth.
+    Zero,
+}
+
 /// Takes subscriber entry `index` (the caller holds its liveness lock and
 /// has reclaimed a dead predecessor) and picks the start per the join
 /// protocol in the module doc.
@@ -566,17 +580,19 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     m: &M,
     index: u32,
     pid: u32,
-    from_start: bool,
+    from: Start,
 ) -> SubLocal {
     let cap = m.geometry().capacity();
     let e = m.sub_entry(index);
     // Clamped: a forged tail beyond the sequence space must not put the
     // cursor where `+ 1` overflows; `peek` then reports the tail as corrupt.
     let guess = m.data().tail.load(Ordering::Acquire).min(MAX_SEQ);
-    let first = if from_start {
-        guess.saturating_sub(cap)
-    } else {
-        guess
+    let first = match from {
+        Start::Tail => guess,
+        Start::Retained => guess.saturating_sub(cap),
+        // Behind the oldest slot, a `block` topic's publishers wait for
+        // this cursor until the first receive moves it past the lap.
+        Start::Zero => 0,
     };
     e.cursor.store(first, Ordering::Relaxed);
     e.delivered.store(0, Ordering::Relaxed);
@@ -590,10 +606,10 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     // `scan_gate` (tail, fence, then entries).
     fence(Ordering::SeqCst);
     let t = m.data().tail.load(Ordering::Acquire).min(MAX_SEQ);
-    let start = if from_start {
-        first.max(t.saturating_sub(cap))
-    } else {
-        t
+    let start = match from {
+        Start::Tail => t,
+        Start::Retained => first.max(t.saturating_sub(cap)),
+        Start::Zero => 0,
     };
     e.cursor.store(start, Ordering::Release);
     point("attach.sub.start");
@@ -606,7 +622,7 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
     SubLocal {
         index,
         cursor: start,
-        join_tail: t,
+        join_tail: if from == Start::Zero { 0 } else { t },
         interrupts: crate::interrupt::generation(),
     }
 }

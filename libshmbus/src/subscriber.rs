@@ -116,6 +116,22 @@ impl Subscriber {
         opts: SubscribeOptions,
         trust: &TopicTrust,
     ) -> Result<Subscriber> {
+        let from = if opts.from_start {
+            ring::Start::Retained
+        } else {
+            ring::Start::Tail
+        };
+        Subscriber::attach_at(bus, topic, from, opts.wait, trust)
+    }
+
+    /// Attaches at `from` to segments that `trust` accepts.
+    pub(crate) fn attach_at(
+        bus: &str,
+        topic: &str,
+        from: ring::Start,
+        strategy: WaitStrategy,
+        trust: &TopicTrust,
+    ) -> Result<Subscriber> {
         let t = MappedTopic::open(bus, topic, false, trust)?;
         let index = t
             .acquire_entry(false)?
@@ -124,13 +140,13 @@ impl Subscriber {
                 topic: topic.to_string(),
                 max: t.geometry().config.max_subscribers,
             })?;
-        let local = ring::attach_subscriber(&t, index, std::process::id(), opts.from_start);
+        let local = ring::attach_subscriber(&t, index, std::process::id(), from);
         let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
         Ok(Subscriber {
             wait_any_seen: std::sync::atomic::AtomicU32::new(local.interrupts),
             t,
             local,
-            strategy: opts.wait,
+            strategy,
             buf,
         })
     }
@@ -360,12 +376,27 @@ impl Subscriber {
     /// Whether `try_recv` would find something (message, loss or close)
     /// right now, without consuming it.
     pub(crate) fn readable(&self) -> bool {
+        self.has_news() || self.closed()
+    }
+
+    /// Whether the slot under the cursor holds something to act on (a
+    /// message, an abandoned slot to skip, or a lap to report).
+    fn has_news(&self) -> bool {
         let c = self.local.cursor;
         let st = self.t.slot(c).stamp.load(Ordering::Acquire);
         let s = crate::layout::stamp::seq(st);
         let state = crate::layout::stamp::state(st);
         let waiting = st == 0 || s < c || (s == c && state == crate::layout::stamp::WRITING);
-        !waiting || self.t.data().closed.load(Ordering::Acquire) != 0
+        !waiting
+    }
+
+    fn closed(&self) -> bool {
+        self.t.data().closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the topic is closed and everything in it was read.
+    pub(crate) fn finished(&self) -> bool {
+        self.closed() && !self.has_news()
     }
 }
 

@@ -637,7 +637,7 @@ impl TopicOwner {
             // The lock was free: a recorded owner would be dead; reclaim
             // whatever it left, as `acquire_entry` does.
             ring::reclaim_subscriber(&self.t, i);
-            ring::attach_subscriber(&self.t, i, pid, true);
+            ring::attach_subscriber(&self.t, i, pid, ring::Start::Zero);
             crate::crash::point("birth.reserved");
             return Ok(Some((i, file)));
         }

@@ -116,7 +116,7 @@ fn driver(round_trips: usize, messages: usize) -> Fallible<()> {
 /// A Zenoh session configured exactly as a bridge's would be with these
 /// options.
 fn session(args: &[&str]) -> Fallible<zenoh::Session> {
-    let mut argv = vec!["bridge_bench", "--export", "*"];
+    let mut argv = vec!["bridge_bench", "--export", "**"];
     argv.extend_from_slice(args);
     let opts = shmbus_bridge::BridgeArgs::try_parse_from(argv).map_err(|e| e.to_string())?;
     let config = shmbus_bridge::zconfig::zenoh_config(&opts)?;

@@ -25,11 +25,11 @@ use crate::export::Exporter;
 use crate::import::Importer;
 use crate::options::BridgeArgs;
 use crate::own::OwnPublished;
-use crate::pattern::TopicPattern;
 use crate::service::ServiceBridge;
 use crate::stats::Stats;
 use crate::tag::{random_instance, stable_origin};
 use crate::zconfig::zenoh_config;
+use shmbus::Pattern;
 
 /// How often the main thread looks at signals and at the peer list.
 const TICK: Duration = Duration::from_millis(100);
@@ -98,7 +98,7 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             state: Default::default(),
         });
         for pattern in &args.imports {
-            let key = pattern.key_expr(&args.key_prefix);
+            let key = crate::pattern::key_expr(pattern, &args.key_prefix);
             let importer = importer.clone();
             let sub = session
                 .declare_subscriber(key.clone())
@@ -126,7 +126,6 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
             own: own.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
-            poll_interval: args.poll_interval(),
             batch: args.batch,
         };
         workers.push(spawn("export", move || exporter.run())?);
@@ -148,10 +147,10 @@ pub fn run(args: BridgeArgs) -> Result<(), String> {
     }
     if !args.export_services.is_empty() {
         let patterns = args.export_services.clone();
-        let imported: Vec<TopicPattern> = args
+        let imported: Vec<Pattern> = args
             .import_services
             .iter()
-            .map(|n| TopicPattern::Exact(n.clone()))
+            .filter_map(|n| Pattern::parse(n).ok())
             .collect();
         let poll = args.poll_interval();
         workers.push(spawn("svc-export", move || {

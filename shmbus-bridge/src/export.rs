@@ -3,14 +3,16 @@
 //! bridge's origin (see [`crate::tag`]).
 //!
 //! One thread drains what is ready on every exported topic, and when
-//! nothing is, sleeps on all of them at once (`shmbus::wait_any`). It does
-//! not spin first: spinning was measured on the 2-core development host
-//! and did not pay (2 000 rounds, the library's `SpinThenPark` budget, made
-//! the round trip slower — the spinning exporter takes the core that the
-//! publisher or Zenoh's threads need; 100 rounds made no measurable
-//! difference; see `docs/bridge.md`, *Benchmark*). It polls the daemon's
-//! topic list every `--poll-ms` for topics that appear later (or come back
-//! after removal).
+//! nothing is, sleeps on all of them at once. The topics come from one
+//! pattern subscription ([`shmbus::PatternSubscriber`]) on the `--export`
+//! patterns: a topic created after the bridge started is joined at its
+//! birth, by the daemon, so its first messages cross too (or, if the
+//! daemon restarted meanwhile, their loss is counted). The thread does not
+//! spin before it sleeps: spinning was measured on the 2-core development
+//! host and did not pay (2 000 rounds, the library's `SpinThenPark`
+//! budget, made the round trip slower — the spinning exporter takes the
+//! core that the publisher or Zenoh's threads need; 100 rounds made no
+//! measurable difference; see `docs/bridge.md`, *Benchmark*).
 //! With `--batch` a topic's ready messages go as frames, several messages
 //! in one sample (see [`crate::tag::FrameTag`]): only what is ready when the
 //! thread looks, so a lone message still leaves at once.
@@ -24,21 +26,20 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shmbus::{Bus, Error, SubscribeOptions, Subscriber};
+use shmbus::{Bus, Error, Pattern, PatternSubscriber, SubscribeOptions, Subscriber, WaitStrategy};
 use tracing::{debug, info, warn};
 use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
 use crate::own::OwnPublished;
-use crate::pattern::{any_matches, TopicPattern};
 use crate::stats::Stats;
 use crate::tag::{push_record, FrameTag, Tag, RECORD_HEADER};
 
 /// Longest one wait for local messages lasts, so the thread notices the
-/// stop flag and its discovery deadline.
+/// stop flag.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Most messages taken from one topic before the others get a turn.
@@ -80,7 +81,7 @@ pub struct Exporter {
     /// The Zenoh session.
     pub session: zenoh::Session,
     /// `--export` patterns.
-    pub patterns: Vec<TopicPattern>,
+    pub patterns: Vec<Pattern>,
     /// `--key-prefix`.
     pub key_prefix: String,
     /// This bridge's origin id (stable per host and bus).
@@ -93,124 +94,111 @@ pub struct Exporter {
     pub stats: Arc<Stats>,
     /// Set when the bridge shuts down.
     pub stop: Arc<AtomicBool>,
-    /// Topic discovery period.
-    pub poll_interval: Duration,
     /// `--batch`: send what is ready of a topic as frames.
     pub batch: bool,
 }
 
-/// One exported topic. Survives the topic's removal (the subscriber goes,
-/// the count stays), so a re-created topic continues the same count.
+/// One exported topic. Survives the topic's removal, so a re-created topic
+/// continues the same count.
 struct Exported {
-    sub: Option<Subscriber>,
     publisher: zenoh::pubsub::Publisher<'static>,
     /// The count the next message gets.
     next_count: u64,
-    /// Whether a failure to subscribe was already logged (no log spam).
-    attach_warned: bool,
 }
 
 impl Exporter {
     /// Runs until the stop flag is set.
     pub fn run(self) {
+        let Some(mut subs) = self.subscribe() else {
+            return;
+        };
         let mut topics: HashMap<String, Exported> = HashMap::new();
-        let mut next_poll = Instant::now();
-        let mut list_warned = false;
         while !self.stop.load(Ordering::Relaxed) {
-            if Instant::now() >= next_poll {
-                self.discover(&mut topics, &mut list_warned);
-                next_poll = Instant::now() + self.poll_interval;
+            for topic in subs.take_ended() {
+                info!("`{topic}` was closed; exporting it again if it comes back");
+                self.own.forget(&topic);
             }
             let mut sent = 0;
-            for (topic, t) in topics.iter_mut() {
-                sent += self.drain(topic, t);
+            for sub in subs.subscribers_mut() {
+                let topic = sub.topic().to_string();
+                let Some(t) = self.exported(&mut topics, &topic) else {
+                    continue;
+                };
+                sent += self.drain(&topic, t, sub);
             }
             // Only an idle round sleeps: a burst cut short by `BURST`
             // comes straight back.
             if sent > 0 {
                 continue;
             }
-            let subs: Vec<&Subscriber> = topics.values().filter_map(|t| t.sub.as_ref()).collect();
-            if subs.is_empty() {
-                std::thread::sleep(WAIT_SLICE.min(self.poll_interval));
-                continue;
-            }
-            let slice = WAIT_SLICE.min(next_poll.saturating_duration_since(Instant::now()));
-            match shmbus::wait_any(&subs, Some(slice)) {
+            match subs.wait(Some(WAIT_SLICE)) {
                 Ok(()) | Err(Error::Timeout) | Err(Error::Interrupted) => {}
-                Err(e) => {
-                    warn!("waiting on exported topics failed: {e}");
-                    std::thread::sleep(WAIT_SLICE);
-                }
+                Err(Error::Closed) => std::thread::sleep(WAIT_SLICE),
+                Err(e) => warn!("cannot export `{}`: {e}", subs.last_topic().unwrap_or("?")),
             }
         }
     }
 
-    /// Subscribes to matching topics not yet exported (or whose subscriber
-    /// ended with the topic's removal).
-    fn discover(&self, topics: &mut HashMap<String, Exported>, list_warned: &mut bool) {
-        let list = match self.bus.topics() {
-            Ok(list) => {
-                *list_warned = false;
-                list
-            }
-            Err(e) => {
-                // The daemon is needed only to find new topics: the
-                // attached subscribers keep working without it.
-                if !*list_warned {
-                    warn!("cannot list the topics of bus `{}`: {e}; exporting the topics already attached", self.bus.name());
-                    *list_warned = true;
-                }
-                return;
-            }
+    /// The pattern subscription of the export, retried until it is made or
+    /// the bridge stops.
+    fn subscribe(&self) -> Option<PatternSubscriber> {
+        let opts = SubscribeOptions {
+            wait: WaitStrategy::Park,
+            ..SubscribeOptions::default()
         };
-        for info in list {
-            let topic = info.topic;
-            if !any_matches(&self.patterns, &topic) {
-                continue;
-            }
-            if !topics.contains_key(&topic) {
-                let key = format!("{}/{}", self.key_prefix, topic);
-                let publisher = match self
-                    .session
-                    .declare_publisher(key.clone())
-                    .congestion_control(CongestionControl::Block)
-                    .wait()
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        warn!("cannot declare the Zenoh publisher of `{key}`: {e}");
-                        continue;
-                    }
-                };
-                topics.insert(
-                    topic.clone(),
-                    Exported {
-                        sub: None,
-                        publisher,
-                        next_count: 0,
-                        attach_warned: false,
-                    },
-                );
-            }
-            let t = topics.get_mut(&topic).expect("inserted above");
-            if t.sub.is_some() {
-                continue;
-            }
-            match self.bus.subscriber(&topic, SubscribeOptions::default()) {
-                Ok(sub) => {
-                    info!("exporting `{topic}` as `{}/{topic}`", self.key_prefix);
-                    t.sub = Some(sub);
-                    t.attach_warned = false;
-                }
+        let mut warned = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            match self
+                .bus
+                .subscribe_patterns(self.patterns.iter().map(Pattern::as_str), opts)
+            {
+                Ok(sub) => return Some(sub),
                 Err(e) => {
-                    if !t.attach_warned {
-                        warn!("cannot subscribe to `{topic}` for export: {e}");
-                        t.attach_warned = true;
+                    if !warned {
+                        warn!(
+                            "cannot subscribe to the export patterns on bus `{}`: {e}; retrying",
+                            self.bus.name()
+                        );
+                        warned = true;
                     }
+                    std::thread::sleep(WAIT_SLICE);
                 }
             }
         }
+        None
+    }
+
+    /// The export state of `topic`, made (its Zenoh publisher declared) on
+    /// first sight.
+    fn exported<'t>(
+        &self,
+        topics: &'t mut HashMap<String, Exported>,
+        topic: &str,
+    ) -> Option<&'t mut Exported> {
+        if !topics.contains_key(topic) {
+            let key = format!("{}/{}", self.key_prefix, topic);
+            let publisher = match self
+                .session
+                .declare_publisher(key.clone())
+                .congestion_control(CongestionControl::Block)
+                .wait()
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!("cannot declare the Zenoh publisher of `{key}`: {e}");
+                    return None;
+                }
+            };
+            info!("exporting `{topic}` as `{key}`");
+            topics.insert(
+                topic.to_string(),
+                Exported {
+                    publisher,
+                    next_count: 0,
+                },
+            );
+        }
+        topics.get_mut(topic)
     }
 
     /// Sends what `t`'s subscriber has ready, up to a burst; returns how
@@ -221,17 +209,13 @@ impl Exporter {
     /// end). On `block` topics it is copied from its ring slot; on
     /// `drop-oldest` topics from the guard's private copy, which the
     /// library made (and checked whole) first.
-    fn drain(&self, topic: &str, t: &mut Exported) -> usize {
+    fn drain(&self, topic: &str, t: &mut Exported, s: &mut Subscriber) -> usize {
         let Exported {
-            sub,
             publisher,
             next_count,
-            ..
         } = t;
-        let Some(s) = sub.as_mut() else { return 0 };
         let mut frame = Frame::default();
         let mut read = 0;
-        let mut closed = false;
         while read < BURST {
             match s.try_recv_ref() {
                 Ok(Some(msg)) => {
@@ -281,10 +265,8 @@ impl Exporter {
                     Stats::add(&self.stats.export_lagged, n);
                     warn!("export of `{topic}` lagged: {n} local messages were overwritten before the bridge read them");
                 }
-                Err(Error::Closed) => {
-                    closed = true;
-                    break;
-                }
+                // Ends once read to the end: `take_ended` reports it.
+                Err(Error::Closed) => break,
                 Err(e) => {
                     warn!("reading `{topic}` for export failed: {e}");
                     break;
@@ -292,11 +274,6 @@ impl Exporter {
             }
         }
         self.send_frame(topic, publisher, &mut frame);
-        if closed {
-            info!("`{topic}` was closed; exporting it again if it comes back");
-            *sub = None;
-            self.own.forget(topic);
-        }
         read
     }
 

@@ -45,9 +45,11 @@ use zenoh::sample::Sample;
 
 use crate::gaps::{GapTracker, Observed};
 use crate::own::OwnPublished;
-use crate::pattern::{any_matches, topic_of_key, TopicPattern};
+use crate::pattern::topic_of_key;
 use crate::stats::Stats;
 use crate::tag::{records, Attachment};
+use shmbus::pattern::any_matches;
+use shmbus::Pattern;
 
 /// Least time between two log lines of one kind of drop on one topic.
 const LOG_EVERY: Duration = Duration::from_secs(1);
@@ -58,10 +60,10 @@ pub struct Importer {
     pub bus: Bus,
     /// `--import` patterns (the key expressions already filter; this also
     /// rejects keys a wildcard would let through that are no pattern's).
-    pub patterns: Vec<TopicPattern>,
+    pub patterns: Vec<Pattern>,
     /// `--export` patterns: imported topics matching them are recorded in
     /// `own`.
-    pub exports: Vec<TopicPattern>,
+    pub exports: Vec<Pattern>,
     /// `--key-prefix`.
     pub key_prefix: String,
     /// This bridge's origin id (its bus's, stable): samples carrying it are

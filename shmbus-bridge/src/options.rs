@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::pattern::TopicPattern;
+use shmbus::Pattern;
 
 /// How the Zenoh session joins the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -38,16 +38,16 @@ pub struct BridgeArgs {
     pub runtime_dir: Option<PathBuf>,
     /// Export local topics matching PATTERN (`*`, `sensors/*`, or a topic);
     /// repeatable. Topics that appear later are picked up.
-    #[arg(long = "export", value_name = "PATTERN", value_parser = TopicPattern::parse)]
-    pub exports: Vec<TopicPattern>,
+    #[arg(long = "export", value_name = "PATTERN", value_parser = crate::pattern::parse)]
+    pub exports: Vec<Pattern>,
     /// Import remote topics matching PATTERN into the local bus; repeatable.
-    #[arg(long = "import", value_name = "PATTERN", value_parser = TopicPattern::parse)]
-    pub imports: Vec<TopicPattern>,
+    #[arg(long = "import", value_name = "PATTERN", value_parser = crate::pattern::parse)]
+    pub imports: Vec<Pattern>,
     /// Answer Zenoh queries on `PREFIX/@service/NAME` by calling local
     /// services matching PATTERN (`*`, `svc/*`, or a name); repeatable.
     /// Services that appear later are picked up.
-    #[arg(long = "export-service", value_name = "PATTERN", value_parser = TopicPattern::parse)]
-    pub export_services: Vec<TopicPattern>,
+    #[arg(long = "export-service", value_name = "PATTERN", value_parser = crate::pattern::parse)]
+    pub export_services: Vec<Pattern>,
     /// Serve local service NAME (an exact name) by forwarding its calls to
     /// the bridge that exports it over Zenoh; repeatable.
     #[arg(long = "import-service", value_name = "NAME", value_parser = parse_service_name)]
@@ -97,7 +97,8 @@ pub struct BridgeArgs {
     /// such programs read the exported keys.
     #[arg(long)]
     pub batch: bool,
-    /// How often new local topics are looked for, in milliseconds.
+    /// How often new local services are looked for (new topics need no
+    /// looking: the daemon announces them), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub poll_ms: u64,
     /// Slots of a topic the importer creates (a power of two). With
@@ -246,10 +247,7 @@ mod tests {
         assert_eq!(a.bus, "y");
         assert_eq!(
             a.exports,
-            [
-                TopicPattern::Prefix("a".into()),
-                TopicPattern::Exact("b".into())
-            ]
+            [Pattern::parse("a/*").unwrap(), Pattern::parse("b").unwrap()]
         );
         assert!(BridgeArgs::try_parse_from(["shmbus-bridge", "--export", "a*"]).is_err());
     }
@@ -264,7 +262,7 @@ mod tests {
             "svc/*",
         ]);
         assert_eq!(a.import_services, ["svc/echo"]);
-        assert_eq!(a.export_services, [TopicPattern::Prefix("svc".into())]);
+        assert_eq!(a.export_services, [Pattern::parse("svc/*").unwrap()]);
         assert_eq!(a.call_timeout(), Duration::from_secs(5));
         let e = BridgeArgs::try_parse_from(["shmbus-bridge", "--import-service", "svc/*"])
             .unwrap_err()

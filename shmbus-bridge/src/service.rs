@@ -37,7 +37,8 @@ use tracing::{info, warn};
 use zenoh::sample::Locality;
 use zenoh::{Session, Wait};
 
-use crate::pattern::{any_matches, TopicPattern};
+use shmbus::pattern::any_matches;
+use shmbus::Pattern;
 
 /// How often the service threads look at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
@@ -72,8 +73,8 @@ impl ServiceBridge {
     /// stop flag; then joins them.
     pub fn run_exports(
         &self,
-        patterns: &[TopicPattern],
-        imported: &[TopicPattern],
+        patterns: &[Pattern],
+        imported: &[Pattern],
         poll: Duration,
         spawn: &SpawnFn,
     ) {

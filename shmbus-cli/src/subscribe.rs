@@ -121,6 +121,13 @@ pub fn run(global: &Global, mut args: SubArgs) -> Result<(), CliError> {
 /// `shmbus sub` with patterns: one pattern subscription for every argument.
 fn run_patterns(global: &Global, args: &SubArgs, topics: &[String]) -> Result<(), CliError> {
     let bus = global.connect()?;
+    // Exact names are created, as a plain `shmbus sub` would.
+    for topic in topics.iter().filter(|t| !t.contains('*')) {
+        bus.open(topic, shmbus::control::Role::Subscribe)
+            .map_err(|e| {
+                CliError::from(e).context(format_args!("cannot subscribe to `{topic}`"))
+            })?;
+    }
     let opts = SubscribeOptions {
         from_start: args.from_start,
         ..SubscribeOptions::default()

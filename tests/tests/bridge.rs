@@ -171,8 +171,8 @@ fn exported_topic_arrives_in_order_and_others_stay_home() {
     let b = started("brB");
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let _ba = Bridge::start(&a, &["--export", "sensors/*", "--listen", &listen]);
-    let _bb = Bridge::start(&b, &["--import", "*", "--connect", &listen]);
+    let _ba = Bridge::start(&a, &["--export", "sensors/**", "--listen", &listen]);
+    let _bb = Bridge::start(&b, &["--import", "**", "--connect", &listen]);
 
     // A topic that is not exported exists before the exported one, so the
     // exporter's discovery has seen it by the time it sees `sensors/t`.
@@ -224,6 +224,43 @@ fn exported_topic_arrives_in_order_and_others_stay_home() {
     assert!(!has_topic(&b, "other/x"), "`other/x` crossed to B");
 }
 
+/// The case that a topic's birth used to lose: with A exporting `x/*` and B
+/// importing it, `shmbus pub x/1 a b c` creates the topic and publishes at
+/// once, and all three messages reach a pattern subscriber on B. (Before
+/// the exporter used a pattern subscription it found new topics by polling
+/// the daemon's list and joined them at their tail: none of the three
+/// crossed, and nothing counted the loss.)
+#[test]
+fn a_topic_created_and_published_at_once_crosses_whole() {
+    let a = started("brBirthA");
+    let b = started("brBirthB");
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let _ba = Bridge::start(&a, &["--export", "x/*", "--listen", &listen]);
+    let _bb = Bridge::start(&b, &["--import", "x/*", "--connect", &listen]);
+    wait_route(&a, &b, "x/probe");
+    let mut sub = b
+        .client()
+        .subscribe_pattern("x/*", shmbus::SubscribeOptions::default())
+        .expect("pattern subscription on B");
+    for round in 0..3 {
+        let topic = format!("x/{round}");
+        let out = run_with_input(a.cli().args(["pub", &topic, "a", "b", "c"]), b"", READY);
+        assert!(out.status.success(), "{out:?}");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + READY;
+        while got.len() < 3 {
+            assert!(Instant::now() < deadline, "`{topic}` on B: only {got:?}");
+            match sub.recv_timeout(Duration::from_millis(200)) {
+                Ok(m) if m.topic == topic => got.push(String::from_utf8_lossy(m.data).into_owned()),
+                Ok(_) | Err(shmbus::Error::Timeout) => {}
+                Err(e) => panic!("`{:?}` on B: {e}", sub.last_topic()),
+            }
+        }
+        assert_eq!(got, ["a", "b", "c"], "`{topic}` on B");
+    }
+}
+
 /// Both bridges export and import everything: each side gets the other's
 /// messages exactly once, in order, and nothing comes back (no loop).
 #[test]
@@ -239,7 +276,7 @@ fn bidirectional_batching_bridges_do_not_loop() {
 
 fn bidirectional_without_loops(tag: &str, extra: &[&str]) {
     let (a, b, listen) = two_buses(tag);
-    let all = [&["--export", "*", "--import", "*"][..], extra].concat();
+    let all = [&["--export", "**", "--import", "**"][..], extra].concat();
     let _ba = Bridge::start(&a, &[&all[..], &["--listen", &listen]].concat());
     let _bb = Bridge::start(&b, &[&all[..], &["--connect", &listen]].concat());
     wait_route(&a, &b, "ready/a");
@@ -314,7 +351,7 @@ fn killing_a_bridge_harms_no_local_client() {
         .output()
         .expect("create");
     assert!(out.status.success(), "{out:?}");
-    let mut bridge = Bridge::start(&a, &["--export", "*", "--listen", &listen]);
+    let mut bridge = Bridge::start(&a, &["--export", "**", "--listen", &listen]);
     a.wait_subscribers("local/k", 1);
 
     let mut sub = a
@@ -377,9 +414,9 @@ fn local_loss_reported(tag: &str, extra: &[&str]) {
     assert!(out.status.success(), "{out:?}");
     let ba = Bridge::start(
         &a,
-        &[&["--export", "lossy/*", "--listen", &listen][..], extra].concat(),
+        &[&["--export", "lossy/**", "--listen", &listen][..], extra].concat(),
     );
-    let bb = Bridge::start(&b, &["--import", "lossy/*", "--connect", &listen]);
+    let bb = Bridge::start(&b, &["--import", "lossy/**", "--connect", &listen]);
     wait_route(&a, &b, "lossy/probe");
     let mut sub = b
         .client()
@@ -455,8 +492,8 @@ fn oversize_remote_messages_are_counted_not_fatal() {
     let b = started("bigB");
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let _ba = Bridge::start(&a, &["--export", "big/*", "--listen", &listen]);
-    let bb = Bridge::start(&b, &["--import", "big/*", "--connect", &listen]);
+    let _ba = Bridge::start(&a, &["--export", "big/**", "--listen", &listen]);
+    let bb = Bridge::start(&b, &["--import", "big/**", "--connect", &listen]);
     let out = b
         .cli()
         .args(["create", "big/t", "--max-msg-size", "64"])
@@ -496,7 +533,7 @@ fn a_damaged_frame_is_dropped_whole_and_counted() {
     let b = started("frmB");
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let bb = Bridge::start(&b, &["--import", "f/*", "--listen", &listen]);
+    let bb = Bridge::start(&b, &["--import", "f/**", "--listen", &listen]);
     let args = <shmbus_bridge::BridgeArgs as clap::Parser>::parse_from([
         "raw-zenoh-peer",
         "--connect",
@@ -586,9 +623,9 @@ fn a_restarted_batching_bridge_carries_messages_again_and_reports_the_gap() {
 
 fn restarted_bridge_reports_the_gap(tag: &str, extra: &[&str]) {
     let (a, b, listen) = two_buses(tag);
-    let export = [&["--export", "r/*", "--listen", &listen][..], extra].concat();
+    let export = [&["--export", "r/**", "--listen", &listen][..], extra].concat();
     let mut ba = Bridge::start(&a, &export);
-    let bb = Bridge::start(&b, &["--import", "r/*", "--connect", &listen]);
+    let bb = Bridge::start(&b, &["--import", "r/**", "--connect", &listen]);
     wait_route(&a, &b, "r/probe1");
     let mut sub = b
         .client()
@@ -657,13 +694,13 @@ fn ten_thousand_in_order(tag: &str, extra: &[&str]) {
     let (a, b, listen) = two_buses(tag);
     let _ba = Bridge::start(
         &a,
-        &[&["--export", "bulk/*", "--listen", &listen][..], extra].concat(),
+        &[&["--export", "bulk/**", "--listen", &listen][..], extra].concat(),
     );
     let _bb = Bridge::start(
         &b,
         &[
             "--import",
-            "bulk/*",
+            "bulk/**",
             "--connect",
             &listen,
             "--publish-timeout-ms",
@@ -730,13 +767,13 @@ fn full_local_topic_drops(tag: &str, extra: &[&str]) {
     let (a, b, listen) = two_buses(tag);
     let ba = Bridge::start(
         &a,
-        &[&["--export", "bp/*", "--listen", &listen][..], extra].concat(),
+        &[&["--export", "bp/**", "--listen", &listen][..], extra].concat(),
     );
     let bb = Bridge::start(
         &b,
         &[
             "--import",
-            "bp/*",
+            "bp/**",
             "--connect",
             &listen,
             "--publish-timeout-ms",
@@ -828,7 +865,7 @@ fn topic_settings(bus: &TestBus, topic: &str) -> (u64, String) {
 #[test]
 fn imported_topics_are_created_with_the_given_capacity_and_policy() {
     let out = Command::new(bin("shmbus-bridge"))
-        .args(["--bus", "brNoSuchBus", "--import", "*", "--capacity", "33"])
+        .args(["--bus", "brNoSuchBus", "--import", "**", "--capacity", "33"])
         .stdin(Stdio::null())
         .output()
         .expect("run shmbus-bridge");
@@ -846,12 +883,12 @@ fn imported_topics_are_created_with_the_given_capacity_and_policy() {
     assert!(out.status.success(), "{out:?}");
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let _ba = Bridge::start(&a, &["--export", "cfg/*", "--listen", &listen]);
+    let _ba = Bridge::start(&a, &["--export", "cfg/**", "--listen", &listen]);
     let bb = Bridge::start(
         &b,
         &[
             "--import",
-            "cfg/*",
+            "cfg/**",
             "--connect",
             &listen,
             "--capacity",
@@ -903,7 +940,7 @@ fn a_service_is_called_across_the_bridge_and_its_loss_is_an_error() {
 
     let port = free_port();
     let listen = format!("tcp/127.0.0.1:{port}");
-    let ba = Bridge::start(&a, &["--export-service", "svc/*", "--listen", &listen]);
+    let ba = Bridge::start(&a, &["--export-service", "svc/**", "--listen", &listen]);
     let bb = Bridge::start(
         &b,
         &[
@@ -952,7 +989,7 @@ fn a_service_is_called_across_the_bridge_and_its_loss_is_an_error() {
 fn sigterm_stops_a_bridge_cleanly() {
     let a = started("term");
     let mut publisher = a.client().publisher("t/x").unwrap();
-    let mut bridge = Bridge::start(&a, &["--export", "t/*"]);
+    let mut bridge = Bridge::start(&a, &["--export", "t/**"]);
     a.wait_subscribers("t/x", 1);
     publisher.send(b"one").unwrap();
     signal(&bridge.child, nix::sys::signal::Signal::SIGTERM);
@@ -979,12 +1016,12 @@ fn shmbus_bridge_subcommand_runs_the_bridge() {
     let listen = format!("tcp/127.0.0.1:{port}");
     let mut via_cli = a
         .cli()
-        .args(["bridge", "--export", "sensors/*", "--listen", &listen])
+        .args(["bridge", "--export", "sensors/**", "--listen", &listen])
         .env("RUST_LOG", "info,zenoh=warn")
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn shmbus bridge");
-    let _bb = Bridge::start(&b, &["--import", "*", "--connect", &listen]);
+    let _bb = Bridge::start(&b, &["--import", "**", "--connect", &listen]);
     wait_route(&a, &b, "sensors/cli");
     let _ = via_cli.kill();
     let _ = via_cli.wait();
@@ -1103,12 +1140,12 @@ fn two_network_namespaces_as_two_hosts() {
     let ba = Bridge::start_with(
         netns.exec(0, &bin("shmbus-bridge")),
         &a,
-        &["--export", "ns/*", "--listen", listen],
+        &["--export", "ns/**", "--listen", listen],
     );
     let bb = Bridge::start_with(
         netns.exec(1, &bin("shmbus-bridge")),
         &b,
-        &["--import", "ns/*", "--connect", listen],
+        &["--import", "ns/**", "--connect", listen],
     );
     wait_route(&a, &b, "ns/probe");
     bb.wait_log("Zenoh connected to");
