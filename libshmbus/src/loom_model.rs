@@ -327,6 +327,41 @@ fn loom_join_never_misses_a_message_published_after_it() {
     });
 }
 
+/// A subscriber joining at sequence 0 (`Start::Zero`: a pattern
+/// subscription taking in a topic it should have followed since its birth)
+/// while a publisher streams: every sequence is accounted for, delivered
+/// in order or reported lost, on both policies, and nobody hangs (on
+/// `block`, the publisher that the joiner's cursor at 0 holds back is
+/// released once the joiner's first receive reports the lap).
+#[test]
+fn loom_join_at_zero_accounts_for_every_sequence() {
+    for policy in [Policy::Block, Policy::DropOldest] {
+        model(move || {
+            let r = Arc::new(HeapRing::new(2, policy, 1, 1));
+            let r2 = Arc::clone(&r);
+            let publisher = thread::spawn(move || {
+                let mut local = ring::attach_publisher(&*r2, 0, 1);
+                for k in 0..3 {
+                    send(&r2, &mut local, &msg(0, k));
+                }
+            });
+            let mut s = ring::attach_subscriber(&*r, 0, 1, ring::Start::Zero);
+            assert_eq!(s.cursor, 0);
+            let (mut got, mut lost) = (Vec::new(), 0);
+            while got.len() as u64 + lost < 3 {
+                match recv_one(&r, &mut s, WaitStrategy::Park) {
+                    Ok((seq, _)) => got.push(seq),
+                    Err(Error::Lagged(n)) => lost += n,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // In order, and the delivered ones are the last ones.
+            assert_eq!(got, (lost..3).collect::<Vec<_>>());
+            publisher.join().unwrap();
+        });
+    }
+}
+
 #[test]
 fn loom_loss_marker_is_reported_in_its_place() {
     // A publisher sends a message, a loss marker for 5, and a message that

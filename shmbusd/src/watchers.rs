@@ -18,12 +18,14 @@ use shmbus::TopicOwner;
 use crate::access::{AccessPolicy, Peer, Rights};
 use crate::outgoing::{encode_reply, Outgoing};
 
-/// Most announcements a watching connection may have waiting. A subscriber
-/// that stops reading for longer is cut off: its held entries are released
+/// Most announcements a watching connection may have waiting (each holds a
+/// descriptor in the daemon until it is written, so the bound is also the
+/// daemon's descriptors per subscription). A subscriber that stops reading
+/// for longer is cut off: its held entries are released
 /// (so it holds no publisher back), and when it reconnects it joins the
 /// topics it missed at their oldest retained message, reporting any older
 /// one as lost.
-pub const MAX_PENDING: usize = 4096;
+pub const MAX_PENDING: usize = 256;
 
 /// One pattern subscription.
 struct Watcher {
