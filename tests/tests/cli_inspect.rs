@@ -261,7 +261,8 @@ fn create_validates_settings_naming_the_rule_and_rm_removes() {
     refused(&["create", "a b"], "may only contain");
     refused(&["create", &"x".repeat(129)], "at most 128 bytes");
     refused(&["pub", "bad topic", "x"], "may only contain");
-    refused(&["sub", "ok", "bad*"], "may only contain");
+    refused(&["sub", "ok", "bad*"], "whole segments");
+    refused(&["sub", "ok", "bad name"], "may only contain");
     refused(&["rm", "a/"], "must not start or end with `/`");
     assert_eq!(
         json(&ok(&bus, &["topics", "--json"])),

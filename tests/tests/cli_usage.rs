@@ -50,7 +50,7 @@ fn usage_errors_are_one_line_and_exit_2() {
     let bus = TestBus::new("usage");
     for (args, says) in [
         (&["pub"][..], "<TOPIC>"),
-        (&["sub"], "<TOPIC>"),
+        (&["sub"], "<TOPIC|PATTERN>"),
         (&["sub", "t", "--bogus"], "'--bogus'"),
         (&["sub", "t", "-W", "5"], "has no unit"),
         (&["sub", "t", "-W", "5x"], "unknown unit"),
