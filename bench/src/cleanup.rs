@@ -64,7 +64,7 @@ fn remove(r: &Resource) {
             }
         }
         Resource::Bus(bus) => {
-            let _ = shmbus::remove_bus_segments(bus);
+            let _ = shmbus::daemon::remove_bus_segments(bus);
         }
         Resource::Service { bus, name } => {
             let _ = shmbus::service::remove_service(bus, name);
@@ -100,7 +100,7 @@ pub fn sweep_stale() {
             if pid_is_dead(rest) {
                 let bus_len = BUS_PREFIX.len() + rest.find('.').unwrap_or(rest.len());
                 let bus = &name[shmbus::names::SEGMENT_PREFIX.len()..][..bus_len];
-                let _ = shmbus::remove_bus_segments(bus);
+                let _ = shmbus::daemon::remove_bus_segments(bus);
             }
         }
     }

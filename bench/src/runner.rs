@@ -70,7 +70,7 @@ impl BusGuard {
 
 impl Drop for BusGuard {
     fn drop(&mut self) {
-        let _ = shmbus::remove_bus_segments(&self.0);
+        let _ = shmbus::daemon::remove_bus_segments(&self.0);
         cleanup::unregister(&Resource::Bus(self.0.clone()));
     }
 }

@@ -40,11 +40,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::control::{
-    decode_reply, encode_frame, FrameReader, Op, Outcome, ReplyBody, Request, Role, MAX_REPLY_LEN,
-    MAX_REQUEST_LEN, PROTOCOL_VERSION,
+    decode_reply, encode_frame, FrameReader, Op, Outcome, ReplyBody, Request, Role, TopicInfo,
+    MAX_REPLY_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::names::{default_runtime_dir, socket_path, validate_bus, validate_topic, DEFAULT_BUS};
@@ -79,37 +77,6 @@ impl Default for BusOptions {
         BusOptions {
             name,
             runtime_dir: None,
-        }
-    }
-}
-
-/// A topic as listed by the daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicInfo {
-    /// Topic name.
-    pub topic: String,
-    /// Its settings.
-    pub config: TopicConfig,
-    /// Live publishers attached now.
-    pub publishers: u32,
-    /// Live subscribers attached now.
-    pub subscribers: u32,
-    /// Messages published so far (the next sequence number).
-    pub published: u64,
-    /// Shared memory the topic reserves, in bytes.
-    pub memory_bytes: u64,
-}
-
-impl TopicInfo {
-    /// The summary of a topic from its settings and a stats snapshot.
-    pub fn new(config: TopicConfig, stats: &TopicStats) -> TopicInfo {
-        TopicInfo {
-            topic: stats.topic.clone(),
-            memory_bytes: stats.memory_bytes,
-            config,
-            publishers: stats.publishers,
-            subscribers: stats.subscribers,
-            published: stats.published,
         }
     }
 }

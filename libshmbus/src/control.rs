@@ -32,9 +32,39 @@ use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bus::TopicInfo;
 use crate::error::Error;
 use crate::{TopicConfig, TopicStats};
+
+/// A topic as listed by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub topic: String,
+    /// Its settings.
+    pub config: TopicConfig,
+    /// Live publishers attached now.
+    pub publishers: u32,
+    /// Live subscribers attached now.
+    pub subscribers: u32,
+    /// Messages published so far (the next sequence number).
+    pub published: u64,
+    /// Shared memory the topic reserves, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl TopicInfo {
+    /// The summary of a topic from its settings and a stats snapshot.
+    pub fn new(config: TopicConfig, stats: &TopicStats) -> TopicInfo {
+        TopicInfo {
+            topic: stats.topic.clone(),
+            memory_bytes: stats.memory_bytes,
+            config,
+            publishers: stats.publishers,
+            subscribers: stats.subscribers,
+            published: stats.published,
+        }
+    }
+}
 
 /// Version of the protocol spoken by this crate. A daemon answers a request of
 /// another version with [`ErrorReply::UnsupportedVersion`].

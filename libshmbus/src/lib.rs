@@ -5,17 +5,22 @@
 //! subscribe with no system call on the fast path, waiting on process-shared
 //! futexes when there is nothing to do.
 //!
-//! Where to start reading:
-//! * users: [`Bus`] (connect to a bus's daemon), [`Publisher`],
-//!   [`Subscriber`] and the policies on [`TopicConfig`];
-//! * the concurrent core: [`ring`](crate::ring) (the protocol and why it is
-//!   correct), [`layout`] (the memory layout, drawn), [`semaphore`] and
-//!   [`eventcount`] on [`futex`];
-//! * process-level building blocks: [`segment`] (shm_open, reservation,
-//!   mapping) and [`liveness`] (OFD-lock tokens the kernel releases when a
-//!   process dies);
-//! * the daemon's side: [`TopicOwner`] (create, adopt, reap, close) and
-//!   [`control`] (the control-socket protocol).
+//! What applications use is at the crate root: [`Bus`] (connect to a bus's
+//! daemon), [`Publisher`], [`Subscriber`], [`PatternSubscriber`], the
+//! policies on [`TopicConfig`], the services' [`Client`] and [`Server`],
+//! and [`Error`]. Two public modules serve other programs: [`control`], the
+//! wire protocol to `shmbusd` (for clients in other languages), and
+//! [`daemon`], the daemon's own machinery (not for applications). The
+//! listing of the whole public API is checked in at `docs/public-api.txt`.
+//!
+//! Where to start reading the source:
+//! * the concurrent core: `ring.rs` (the protocol and why it is correct),
+//!   `layout.rs` (the memory layout, drawn), `semaphore.rs` and
+//!   `eventcount.rs` on `futex.rs`;
+//! * process-level building blocks: `segment.rs` (shm_open, reservation,
+//!   mapping, identity) and `liveness.rs` (OFD-lock tokens the kernel
+//!   releases when a process dies);
+//! * pattern subscriptions: `watch.rs` (the protocol and its argument).
 //!
 //! ```no_run
 //! # fn main() -> shmbus::Result<()> {
@@ -30,18 +35,21 @@
 //! The concurrent core is model-checked with `loom`:
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmbus --release --lib loom`.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 // Under loom only the concurrent core is built; the parts of it that only
 // the mapped (non-loom) topic uses are dead there.
 #![cfg_attr(loom, allow(dead_code))]
 
 pub(crate) mod clock;
 pub(crate) mod crash;
-pub mod error;
-pub mod eventcount;
-pub mod futex;
+mod error;
+pub(crate) mod eventcount;
+pub(crate) mod futex;
 mod interrupt;
+#[cfg(feature = "internals")]
 pub mod layout;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod layout;
 pub mod names;
 pub mod pattern;
 pub(crate) mod racy;
@@ -52,25 +60,29 @@ pub(crate) mod sync;
 pub(crate) mod wait;
 
 #[cfg(not(loom))]
-pub mod bus;
+mod bus;
 #[cfg(not(loom))]
 pub mod control;
 #[cfg(not(loom))]
+pub mod daemon;
+#[cfg(all(not(loom), feature = "internals"))]
 pub mod liveness;
+#[cfg(all(not(loom), not(feature = "internals")))]
+pub(crate) mod liveness;
 #[cfg(not(loom))]
-pub mod pattern_subscriber;
+mod pattern_subscriber;
 #[cfg(not(loom))]
-pub mod publisher;
+mod publisher;
 #[cfg(not(loom))]
-pub mod segment;
+pub(crate) mod segment;
 #[cfg(not(loom))]
 mod sigbus;
 #[cfg(not(loom))]
-pub mod subscriber;
+mod subscriber;
 #[cfg(not(loom))]
-pub mod topic;
+pub(crate) mod topic;
 #[cfg(not(loom))]
-pub mod watch;
+pub(crate) mod watch;
 
 #[cfg(all(test, loom))]
 mod loom_model;
@@ -80,7 +92,6 @@ mod loom_model;
 #[cfg(feature = "crash-points")]
 pub use crash::{points_of as crash_points_of, Role as CrashRole, POINTS as CRASH_POINTS};
 pub use error::{Error, Result};
-pub use eventcount::EventCount;
 pub use interrupt::interrupt;
 pub use layout::{Policy, TopicConfig};
 pub use pattern::Pattern;
@@ -90,7 +101,9 @@ pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
 pub use wait::WaitStrategy;
 
 #[cfg(not(loom))]
-pub use bus::{Bus, BusOptions, TopicInfo};
+pub use bus::{Bus, BusOptions};
+#[cfg(not(loom))]
+pub use control::{Role, TopicInfo, WatcherInfo};
 #[cfg(not(loom))]
 pub use pattern_subscriber::PatternSubscriber;
 #[cfg(not(loom))]
@@ -100,7 +113,4 @@ pub use subscriber::{
     wait_any, Message, MessageGuard, Messages, OwnedMessage, SubscribeOptions, Subscriber,
 };
 #[cfg(not(loom))]
-pub use topic::{
-    list_bus_topics, remove_bus_segments, remove_segment_files, Cleaned, PublisherStats,
-    ReapReport, SegmentIdentity, SegmentPerms, SubscriberStats, TopicOwner, TopicStats,
-};
+pub use topic::{PublisherStats, SubscriberStats, TopicStats};

@@ -39,6 +39,7 @@ pub struct Segment {
     /// Declared before `map` so that it unregisters before the unmap.
     guard: crate::sigbus::Guard,
     map: MmapRaw,
+    #[cfg_attr(not(test), allow(dead_code))]
     writable: bool,
 }
 
@@ -295,12 +296,8 @@ impl Segment {
         self.map.len()
     }
 
-    /// Whether the mapping is empty (never, for a valid segment).
-    pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
-    }
-
-    /// Whether the mapping is writable.
+    /// Whether the mapping is writable (the tests check it).
+    #[cfg(test)]
     pub fn writable(&self) -> bool {
         self.writable
     }

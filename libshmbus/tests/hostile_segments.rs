@@ -51,11 +51,12 @@ use common::adversary::{
 use common::watchdog;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
+use shmbus::daemon::TopicOwner;
 use shmbus::layout::{
     DataShared, Geometry, SubsShared, DATA_SHARED_OFFSET, ENTRY_ACTIVE, ENTRY_FREE, HEADER_SIZE,
     MAX_SEQ, SUBS_SHARED_OFFSET,
 };
-use shmbus::{Error, Policy, Publisher, SubscribeOptions, Subscriber, TopicConfig, TopicOwner};
+use shmbus::{Error, Policy, Publisher, SubscribeOptions, Subscriber, TopicConfig};
 
 /// How long the `*_timeout` calls wait. Short: most of them are expected to
 /// time out (the adversary stalls the ring).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shmbus::topic::{SegmentPerms, TopicOwner};
+use shmbus::daemon::{SegmentPerms, TopicOwner};
 use shmbus::{Error, SubscribeOptions, Subscriber, TopicConfig, WaitStrategy};
 
 /// A topic on a bus of its own, whose segments are removed from /dev/shm
@@ -26,7 +26,7 @@ impl TestTopic {
 
 impl Drop for TestTopic {
     fn drop(&mut self) {
-        let _ = shmbus::remove_bus_segments(&self.bus);
+        let _ = shmbus::daemon::remove_bus_segments(&self.bus);
     }
 }
 

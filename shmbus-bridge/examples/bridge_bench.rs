@@ -383,7 +383,7 @@ impl BenchBus {
 impl Drop for BenchBus {
     fn drop(&mut self) {
         drop(self.daemon.take());
-        let _ = shmbus::remove_bus_segments(&self.name);
+        let _ = shmbus::daemon::remove_bus_segments(&self.name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

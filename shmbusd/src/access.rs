@@ -14,7 +14,7 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use shmbus::control::Role;
-use shmbus::SegmentPerms;
+use shmbus::daemon::SegmentPerms;
 
 use crate::config::Group;
 

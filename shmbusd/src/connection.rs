@@ -86,7 +86,7 @@ impl Connection {
     /// descriptor of a frame goes with its first byte.
     fn flush(&mut self) -> Result<(), Next> {
         while let Some(front) = self.output.front() {
-            let sent = shmbus::watch::send_with_fd(
+            let sent = shmbus::daemon::send_with_fd(
                 self.stream.as_raw_fd(),
                 &front.bytes[self.written..],
                 if self.written == 0 {

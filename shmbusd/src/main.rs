@@ -160,7 +160,7 @@ fn run(args: &Args) -> Result<(), String> {
 /// of the bus that shmbusd's uid owns, the socket and the lock file, and say
 /// which files of other owners it did not touch.
 fn clean(bus: &str, socket: &Path, lock: BusLock) -> Result<(), String> {
-    let cleaned = shmbus::remove_bus_segments(bus)
+    let cleaned = shmbus::daemon::remove_bus_segments(bus)
         .map_err(|e| format!("cannot remove the segments of bus `{bus}`: {e}"))?;
     rundir::remove_socket(socket);
     lock.remove();
@@ -169,12 +169,12 @@ fn clean(bus: &str, socket: &Path, lock: BusLock) -> Result<(), String> {
         cleaned.removed
     );
     for (file, owner) in &cleaned.foreign {
-        let path = shmbus::segment::shm_file(file);
+        let path = shmbus::daemon::shm_file(file);
         tracing::warn!(
             "did not touch {}: it is owned by uid {owner}, not by shmbusd's uid {}; {}",
             path.display(),
-            shmbus::segment::euid(),
-            shmbus::segment::removal_hint(&path, *owner)
+            shmbus::daemon::euid(),
+            shmbus::daemon::removal_hint(&path, *owner)
         );
     }
     Ok(())

@@ -8,8 +8,9 @@ use shmbus::names::validate_topic;
 use std::os::fd::OwnedFd;
 
 use shmbus::control::MAX_WATCH_PATTERNS;
+use shmbus::daemon::SegmentPerms;
 use shmbus::pattern::Pattern;
-use shmbus::{SegmentPerms, TopicConfig};
+use shmbus::TopicConfig;
 
 use crate::access::{Peer, Rights};
 use crate::config::Config;
@@ -267,7 +268,7 @@ impl Daemon {
         })
     }
 
-    fn info(&self, topic: &str) -> Result<shmbus::bus::TopicInfo, ErrorReply> {
+    fn info(&self, topic: &str) -> Result<shmbus::TopicInfo, ErrorReply> {
         self.topics
             .info(topic)
             .ok_or_else(|| ErrorReply::from_error(&shmbus::Error::NoSuchTopic(topic.to_string())))

@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use shmbus::bus::TopicInfo;
+use shmbus::daemon::{SegmentIdentity, SegmentPerms, TopicOwner};
 use shmbus::names::{segment_name, Part};
-use shmbus::{Error, SegmentIdentity, SegmentPerms, TopicConfig, TopicOwner, TopicStats};
+use shmbus::TopicInfo;
+use shmbus::{Error, TopicConfig, TopicStats};
 
 /// Every topic of the bus served by this daemon.
 pub struct Topics {
@@ -45,7 +46,7 @@ impl Topics {
     /// command that removes them. `perms` gives each adopted topic the
     /// current config's file permissions.
     pub fn adopt_existing(&mut self, perms: impl Fn(&str) -> SegmentPerms) {
-        let names = match shmbus::list_bus_topics(&self.bus) {
+        let names = match shmbus::daemon::list_bus_topics(&self.bus) {
             Ok(names) => names,
             Err(e) => {
                 tracing::warn!("cannot list existing segments of bus `{}`: {e}", self.bus);
@@ -75,7 +76,7 @@ impl Topics {
                     tracing::warn!(
                         "removing the segments of topic `{topic}`: they cannot be adopted ({e})"
                     );
-                    if let Err(e) = shmbus::remove_segment_files(&self.bus, &topic) {
+                    if let Err(e) = shmbus::daemon::remove_segment_files(&self.bus, &topic) {
                         tracing::warn!("cannot remove the segments of topic `{topic}`: {e}");
                     }
                 }
@@ -92,14 +93,14 @@ impl Topics {
     /// other owners are never removed: they are reported.
     fn remove_orphans(&self) {
         let prefix = shmbus::names::bus_segment_prefix(&self.bus);
-        let files = match shmbus::segment::list_shm(&prefix) {
+        let files = match shmbus::daemon::list_shm(&prefix) {
             Ok(files) => files,
             Err(e) => {
                 tracing::warn!("cannot list existing segments of bus `{}`: {e}", self.bus);
                 return;
             }
         };
-        let me = shmbus::segment::euid();
+        let me = shmbus::daemon::euid();
         for file in files {
             let owned = shmbus::names::parse_segment_name(&self.bus, &file)
                 .is_some_and(|(topic, _)| self.owners.contains_key(&topic))
@@ -107,15 +108,15 @@ impl Topics {
             if owned {
                 continue;
             }
-            let path = shmbus::segment::shm_file(&file);
-            match shmbus::segment::owner_of(&file) {
+            let path = shmbus::daemon::shm_file(&file);
+            match shmbus::daemon::owner_of(&file) {
                 Some((owner, _)) if owner != me => {
                     // Reported by the adoption above when it names a topic.
                     if shmbus::names::parse_segment_name(&self.bus, &file).is_none() {
                         tracing::warn!(
                             "leaving {} alone: it is owned by uid {owner}, not by shmbusd's uid {me}, so it is not this bus's; {}",
                             path.display(),
-                            shmbus::segment::removal_hint(&path, owner)
+                            shmbus::daemon::removal_hint(&path, owner)
                         );
                     }
                 }
@@ -125,7 +126,7 @@ impl Topics {
                         path.display(),
                         self.bus
                     );
-                    if let Err(e) = shmbus::segment::Segment::unlink(&file) {
+                    if let Err(e) = shmbus::daemon::unlink_segment(&file) {
                         tracing::warn!("cannot remove {}: {e}", path.display());
                     }
                 }
@@ -305,7 +306,7 @@ impl Topics {
     }
 
     /// What clients must find when they open `topic` (see
-    /// [`shmbus::SegmentIdentity`]).
+    /// [`shmbus::daemon::SegmentIdentity`]).
     pub fn identity(&self, topic: &str) -> Option<Result<SegmentIdentity, Error>> {
         self.owners.get(topic).map(TopicOwner::identity)
     }
@@ -360,5 +361,5 @@ impl Topics {
 
 /// Where POSIX shared memory puts a segment on Linux.
 fn shm_path(bus: &str, topic: &str, part: Part) -> PathBuf {
-    shmbus::segment::shm_file(&segment_name(bus, topic, part))
+    shmbus::daemon::shm_file(&segment_name(bus, topic, part))
 }

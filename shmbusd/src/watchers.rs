@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
 use shmbus::control::{Outcome, ReplyBody, WatchedTopic, WatcherInfo};
+use shmbus::daemon::TopicOwner;
+use shmbus::daemon::WakePage;
 use shmbus::pattern::{any_matches, Pattern};
-use shmbus::watch::WakePage;
-use shmbus::TopicOwner;
 
 use crate::access::{AccessPolicy, Peer, Rights};
 use crate::outgoing::{encode_reply, Outgoing};

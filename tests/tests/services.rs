@@ -19,7 +19,7 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = shmbus::remove_bus_segments(&self.0);
+        let _ = shmbus::daemon::remove_bus_segments(&self.0);
     }
 }
 

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use shmbus::{
-    Policy, Publisher, SegmentPerms, SubscribeOptions, Subscriber, TopicConfig, TopicOwner,
-};
+use shmbus::daemon::{SegmentPerms, TopicOwner};
+use shmbus::{Policy, Publisher, SubscribeOptions, Subscriber, TopicConfig};
 use shmbus_tests::{mix, signal, unique_bus, wait_exit, wait_until, TestClient};
 
 /// Removes the bus's segments however the test ends.
@@ -16,7 +15,7 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = shmbus::remove_bus_segments(&self.0);
+        let _ = shmbus::daemon::remove_bus_segments(&self.0);
     }
 }
 
@@ -137,7 +136,7 @@ fn killed_slowest_subscriber_is_reaped_and_publishers_go_on() {
 
     signal(&idle.child, Signal::SIGKILL);
     wait_exit(&mut idle.child, Duration::from_secs(10));
-    let mut reaped = shmbus::ReapReport::default();
+    let mut reaped = shmbus::daemon::ReapReport::default();
     assert!(wait_until(Duration::from_secs(10), || {
         let r = owner.reap();
         reaped.subscribers += r.subscribers;
@@ -178,7 +177,7 @@ fn killed_publisher_mid_write_is_reaped_and_subscribers_skip_its_slot() {
 
     signal(&holder.child, Signal::SIGKILL);
     wait_exit(&mut holder.child, Duration::from_secs(10));
-    let mut report = shmbus::ReapReport::default();
+    let mut report = shmbus::daemon::ReapReport::default();
     assert!(wait_until(Duration::from_secs(10), || {
         let r = owner.reap();
         report.publishers += r.publishers;

@@ -1,7 +1,7 @@
 //! The shmbus cases: latency ping-pong per wait strategy, one-to-one
 //! throughput on the copy and zero-copy paths, fan-out to many subscribers,
 //! and service request/reply. Topics are created directly with
-//! [`shmbus::TopicOwner`] and services by the serving child, on a bus
+//! [`shmbus::daemon::TopicOwner`] and services by the serving child, on a bus
 //! private to the run (`bench-<pid>`), so no daemon is involved; both are
 //! unlinked when the case ends.
 //!

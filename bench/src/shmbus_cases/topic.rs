@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmbus::{Policy, SegmentPerms, TopicConfig, TopicOwner};
+use shmbus::daemon::{SegmentPerms, TopicOwner};
+use shmbus::{Policy, TopicConfig};
 
 /// An owned topic; `Drop` closes and unlinks its segments.
 pub struct BenchTopic {

@@ -592,6 +592,6 @@ mod tests {
         drop(r3);
         assert_eq!(c.recv_reply(t3, T).unwrap(), b"");
         drop((c, server));
-        let _ = crate::remove_bus_segments(&bus);
+        let _ = crate::daemon::remove_bus_segments(&bus);
     }
 }

@@ -27,7 +27,7 @@ impl Bus {
 
 impl Drop for Bus {
     fn drop(&mut self) {
-        let _ = crate::remove_bus_segments(&self.0);
+        let _ = crate::daemon::remove_bus_segments(&self.0);
     }
 }
 
@@ -300,7 +300,7 @@ fn stats_and_listing_see_the_service() {
         crate::service::list_bus_services(&bus.0).unwrap(),
         vec!["a/b".to_string()]
     );
-    assert!(crate::list_bus_topics(&bus.0).unwrap().is_empty());
+    assert!(crate::daemon::list_bus_topics(&bus.0).unwrap().is_empty());
     let s = crate::service::service_stats(&bus.0, "a/b").unwrap();
     assert_eq!((s.servers, s.clients, s.calls, s.replies), (1, 1, 1, 1));
     assert!(s.server_stats[0].alive && s.client_stats[0].alive);

@@ -13,12 +13,13 @@ use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
+use shmbus::daemon::{SegmentPerms, TopicOwner};
 use shmbus::layout::{
     stamp, DataHeader, DataShared, Geometry, PubEntry, SlotHeader, SubEntry, SubsHeader,
     SubsShared, DATA_SHARED_OFFSET, MAX_SEQ, SLOT_HEADER_SIZE, SUBS_SHARED_OFFSET,
 };
 use shmbus::names::{segment_name, Part};
-use shmbus::{SegmentPerms, TopicConfig, TopicOwner};
+use shmbus::TopicConfig;
 
 /// Name of every fixture topic (each lives on its own bus).
 pub const TOPIC: &str = "hostile/topic";
@@ -40,7 +41,7 @@ pub struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = shmbus::remove_bus_segments(&self.bus);
+        let _ = shmbus::daemon::remove_bus_segments(&self.bus);
     }
 }
 

@@ -82,12 +82,13 @@ fn main() {
 fn forge(bus: &str, topic: &str, mode: &str) -> shmbus::Result<()> {
     let mode = u32::from_str_radix(mode, 8)
         .map_err(|_| Error::InvalidConfig(format!("mode `{mode}` is not octal")))?;
-    let perms = shmbus::SegmentPerms {
+    let perms = shmbus::daemon::SegmentPerms {
         data_mode: mode,
         subs_mode: mode,
         gid: None,
     };
-    let owner = shmbus::TopicOwner::create(bus, topic, &shmbus::TopicConfig::default(), &perms)?;
+    let owner =
+        shmbus::daemon::TopicOwner::create(bus, topic, &shmbus::TopicConfig::default(), &perms)?;
     // The handle only maps the files: dropping it leaves them in /dev/shm.
     say(&format!("forged {:#x}", owner.identity()?.nonce));
     Ok(())
