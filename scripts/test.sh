@@ -39,6 +39,13 @@ else
   echo "rustup is not installed: cannot check rust-version ${MSRV} (install rustup to check it)"
 fi
 
+step "the public API of shmbus equals docs/public-api.txt (cargo-public-api, pinned nightly)"
+if command -v rustup >/dev/null 2>&1; then
+  bash scripts/public-api.sh
+else
+  echo "rustup is not installed: cannot list the public API (install rustup to check it)"
+fi
+
 step "build the binaries the end-to-end tests run"
 cargo build --workspace --bins
 

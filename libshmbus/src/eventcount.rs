@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Protocol for a waiter: `key = prepare()`, re-check the condition, then
-//! `wait(key, ..)` if still unmet; nothing to undo after. For a
+//! `park(key, ..)` if still unmet; nothing to undo after. For a
 //! notifier: make the condition true (a Release store), then `notify_all()`.
 //!
 //! # The sleeper bit clears itself
@@ -70,7 +70,7 @@ impl EventCount {
         EventCount::default()
     }
 
-    /// Announces a waiter; returns the key for [`EventCount::wait`]. The
+    /// Announces a waiter; returns the key for [`EventCount::park`]. The
     /// caller must re-check its condition after this. Nothing needs undoing
     /// after the wait: the sleeper bit is cleared by the next notifier (at
     /// the cost of at most one needless wake).
@@ -84,13 +84,8 @@ impl EventCount {
     }
 
     /// Sleeps until the word moves off `key` (a notify), `timeout` passes, a
-    /// signal arrives, or spuriously. The caller re-checks its condition in
-    /// every case.
-    pub fn wait(&self, key: u32, timeout: Option<Duration>) -> WaitOutcome {
-        futex::wait(&self.seq, key, timeout)
-    }
-
-    /// [`EventCount::wait`], also ended by [`crate::interrupt`]: sleeps
+    /// signal arrives, or spuriously, and is also ended by
+    /// [`crate::interrupt`]: sleeps
     /// while the word holds `key` and the process's interrupt generation
     /// holds `seen` (both compared by the kernel, atomically with the
     /// sleep, so an interrupt just before the call is not lost). Where the
@@ -170,12 +165,6 @@ impl EventCount {
     /// The futex word, for waiting on several event counts at once.
     pub(crate) fn futex_word(&self) -> &AtomicU32 {
         &self.seq
-    }
-
-    /// Whether a sleeper may be waiting (a snapshot; a set bit may be stale
-    /// until the next notify clears it).
-    pub fn has_waiters(&self) -> bool {
-        self.seq.load(Ordering::Relaxed) & SLEEPER != 0
     }
 }
 

@@ -148,9 +148,9 @@ impl ServiceBridge {
                 .map(|p| p.to_bytes().into_owned())
                 .unwrap_or_default();
             let result = match &mut client {
-                Some(c) => c.call(&request, self.call_timeout),
+                Some(c) => c.call_timeout(&request, self.call_timeout),
                 None => match Client::attach(&self.bus, name) {
-                    Ok(c) => client.insert(c).call(&request, self.call_timeout),
+                    Ok(c) => client.insert(c).call_timeout(&request, self.call_timeout),
                     Err(e) => Err(e),
                 },
             };

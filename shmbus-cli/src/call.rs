@@ -241,7 +241,8 @@ impl Call<'_> {
                 return Err(e);
             }
             let slice = self.slice().unwrap_or(Duration::ZERO);
-            match client.recv_reply_with(ticket, slice, |reply| f.take().map(|f| f(reply))) {
+            match client.recv_reply_timeout_with(ticket, slice, |reply| f.take().map(|f| f(reply)))
+            {
                 Ok(Some(r)) => return Ok(r),
                 // The lender runs once, when the reply is there.
                 Ok(None) => unreachable!("a reply is lent once"),

@@ -124,7 +124,7 @@ pub fn run(ctx: &Ctx, bus: &str, wait: Wait, plan: RpcPlan) -> Result<Sample, St
         stamp(&mut msg, i);
         let t0 = now_ns();
         let ok = client
-            .call_with(&msg, TIMEOUT, |r| is_reply_to(r, i))
+            .call_timeout_with(&msg, TIMEOUT, |r| is_reply_to(r, i))
             .map_err(|e| format!("call {i} failed: {e}"))?;
         let t1 = now_ns();
         if !ok {
@@ -173,7 +173,7 @@ fn redeem(client: &mut Client, in_flight: &mut VecDeque<(Ticket, u64)>) -> Resul
         return Ok(());
     };
     let ok = client
-        .recv_reply_with(ticket, TIMEOUT, |r| is_reply_to(r, i))
+        .recv_reply_timeout_with(ticket, TIMEOUT, |r| is_reply_to(r, i))
         .map_err(|e| format!("pipelined call {i} failed: {e}"))?;
     if ok {
         Ok(())

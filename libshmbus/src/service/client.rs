@@ -173,23 +173,39 @@ impl Client {
         self.m.client(self.index).retries.load(Ordering::Relaxed)
     }
 
-    /// Calls the service and returns the reply, waiting at most `timeout`
-    /// in all (for room in the queue and for the reply). On timeout the call
-    /// is given up.
-    pub fn call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
-        self.call_with(req, timeout, <[u8]>::to_vec)
+    /// Calls the service and returns the reply, waiting as long as it takes
+    /// (for room in the queue, then for the reply). Ends early with
+    /// `ServerGone` when the server holding the call dies, `NoServer` when
+    /// there is none, and `Interrupted` on [`crate::interrupt`] (the call is
+    /// then given up).
+    pub fn call(&mut self, req: &[u8]) -> Result<Vec<u8>> {
+        self.call_deadline(req, Deadline::Never, <[u8]>::to_vec)
     }
 
-    /// `call`, lending the reply to `f` (from the client's own reply buffer)
-    /// instead of returning it in a new `Vec`.
-    pub fn call_with<R>(
+    /// `call`, waiting at most `timeout` in all (for room in the queue and
+    /// for the reply). On timeout the call is given up.
+    pub fn call_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.call_deadline(req, Deadline::After(timeout), <[u8]>::to_vec)
+    }
+
+    /// `call_timeout`, lending the reply to `f` (from the client's own reply
+    /// buffer) instead of returning it in a new `Vec`.
+    pub fn call_timeout_with<R>(
         &mut self,
         req: &[u8],
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
+        self.call_deadline(req, Deadline::After(timeout), f)
+    }
+
+    fn call_deadline<R>(
+        &mut self,
+        req: &[u8],
+        mut limit: Deadline,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         // One budget for queueing and for the reply.
-        let mut limit = Deadline::After(timeout);
         let ticket = self.send_with(req, &mut limit)?;
         self.finish_call(ticket, &mut limit, f)
     }
@@ -206,19 +222,32 @@ impl Client {
     /// holding the request may have carried it out, so the service may see
     /// it more than once. Each attempt counts as a call in the stats (the
     /// dead ones also in `gone`), each repeat in `retries`.
-    pub fn call_idempotent(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
-        self.call_idempotent_with(req, timeout, <[u8]>::to_vec)
+    pub fn call_idempotent(&mut self, req: &[u8]) -> Result<Vec<u8>> {
+        self.call_idempotent_deadline(req, Deadline::Never, <[u8]>::to_vec)
     }
 
-    /// `call_idempotent`, lending the reply to `f` (from the client's own
-    /// reply buffer).
-    pub fn call_idempotent_with<R>(
+    /// `call_idempotent`, within `timeout` for every attempt in all.
+    pub fn call_idempotent_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.call_idempotent_deadline(req, Deadline::After(timeout), <[u8]>::to_vec)
+    }
+
+    /// `call_idempotent_timeout`, lending the reply to `f` (from the
+    /// client's own reply buffer).
+    pub fn call_idempotent_timeout_with<R>(
         &mut self,
         req: &[u8],
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let mut limit = Deadline::After(timeout);
+        self.call_idempotent_deadline(req, Deadline::After(timeout), f)
+    }
+
+    fn call_idempotent_deadline<R>(
+        &mut self,
+        req: &[u8],
+        mut limit: Deadline,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let mut ticket = self.send_with(req, &mut limit)?;
         loop {
             let seen = match self.await_reply(ticket, &mut limit) {
@@ -239,10 +268,10 @@ impl Client {
     }
 
     /// `call`, but `ServiceBusy` at once instead of waiting when the request
-    /// queue is full; the reply is then awaited up to `timeout`.
-    pub fn try_call(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+    /// queue is full; once queued, the reply is awaited as `call` does.
+    pub fn try_call(&mut self, req: &[u8]) -> Result<Vec<u8>> {
         let ticket = self.try_send_request(req)?;
-        self.finish_call(ticket, &mut Deadline::After(timeout), <[u8]>::to_vec)
+        self.finish_call(ticket, &mut Deadline::Never, <[u8]>::to_vec)
     }
 
     fn finish_call<R>(
@@ -307,15 +336,20 @@ impl Client {
         Ok(ticket)
     }
 
+    /// Waits for the reply of `ticket`.
+    pub fn recv_reply(&mut self, ticket: Ticket) -> Result<Vec<u8>> {
+        self.recv_with(ticket, &mut Deadline::Never, <[u8]>::to_vec)
+    }
+
     /// Waits at most `timeout` for the reply of `ticket`. On timeout the
-    /// call stays in flight (call again, or `cancel` it).
-    pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
+    /// call stays in flight (wait again, or `cancel` it).
+    pub fn recv_reply_timeout(&mut self, ticket: Ticket, timeout: Duration) -> Result<Vec<u8>> {
         self.recv_with(ticket, &mut Deadline::After(timeout), <[u8]>::to_vec)
     }
 
-    /// `recv_reply`, lending the reply to `f` (from the client's own reply
-    /// buffer).
-    pub fn recv_reply_with<R>(
+    /// `recv_reply_timeout`, lending the reply to `f` (from the client's
+    /// own reply buffer).
+    pub fn recv_reply_timeout_with<R>(
         &mut self,
         ticket: Ticket,
         timeout: Duration,

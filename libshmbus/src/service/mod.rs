@@ -2,7 +2,8 @@
 //! one server answers, through a queue and reply slots in one segment per
 //! service — no socket, no daemon and no thread on the data path.
 //!
-//! * [`Client`] — `call`, `try_call`, pipelined `send_request` +
+//! * [`Client`] — `call`, `try_call`, `call_timeout` (the same triple as a
+//!   subscriber's receives), pipelined `send_request` +
 //!   `recv_reply` with [`Ticket`]s; replies are matched by correlation id.
 //! * [`Server`] — `recv_request` (a [`Request`]: the server's private copy
 //!   of the request), `reply`, `loan_reply` (write the reply into a lent
@@ -22,10 +23,10 @@
 //! its half-written request by whoever finds it in the way.
 //!
 //! The design, with the layout and why it is correct: `docs/rpc.md`;
-//! the parts: [`layout`](self::layout) (the segment), `queue.rs` (the MPMC
+//! the parts: `layout.rs` (the segment), `queue.rs` (the MPMC
 //! request queue whose cells name their holder), `reply.rs` (the reply slot
 //! protocol), `mapped.rs` (creation, entries, reclaiming the dead),
-//! `wait.rs` (waiting with liveness ticks), [`histogram`] (round-trip
+//! `wait.rs` (waiting with liveness ticks), `histogram.rs` (round-trip
 //! latency), `stats.rs` (counters for `shmbus services`).
 //!
 //! ```no_run
@@ -37,18 +38,18 @@
 //! server.serve(|req| req.to_vec())
 //! # });
 //! let mut client = Client::attach("default", "echo")?;
-//! assert_eq!(client.call(b"hi", Duration::from_secs(1))?, b"hi");
+//! assert_eq!(client.call_timeout(b"hi", Duration::from_secs(1))?, b"hi");
 //! # Ok(()) }
 //! ```
 
-pub mod layout;
+pub(crate) mod layout;
 pub(crate) mod queue;
 pub(crate) mod reply;
 
 #[cfg(not(loom))]
 mod client;
 #[cfg(not(loom))]
-pub mod histogram;
+pub(crate) mod histogram;
 #[cfg(not(loom))]
 mod mapped;
 #[cfg(not(loom))]
@@ -58,7 +59,7 @@ mod stats;
 #[cfg(not(loom))]
 mod typed;
 #[cfg(not(loom))]
-pub mod wait;
+pub(crate) mod wait;
 
 #[cfg(all(test, loom))]
 mod loom_model;

@@ -581,8 +581,8 @@ mod tests {
         assert!(server.reply(r1.ticket(), b"FIRST").unwrap());
         let (b1, b2) = (r1.buf.as_ptr(), r2.buf.as_ptr());
         drop((r1, r2));
-        assert_eq!(c.recv_reply(t1, T).unwrap(), b"FIRST");
-        assert_eq!(c.recv_reply(t2, T).unwrap(), b"SECOND");
+        assert_eq!(c.recv_reply_timeout(t1, T).unwrap(), b"FIRST");
+        assert_eq!(c.recv_reply_timeout(t2, T).unwrap(), b"SECOND");
         // Both request buffers went back to the pool and are reused.
         let t3 = c.send_request(b"third").unwrap();
         let r3 = server.recv_request(T).unwrap();
@@ -590,7 +590,7 @@ mod tests {
         assert!(r3.buf.as_ptr() == b1 || r3.buf.as_ptr() == b2);
         assert!(server.reply(r3.ticket(), b"").unwrap());
         drop(r3);
-        assert_eq!(c.recv_reply(t3, T).unwrap(), b"");
+        assert_eq!(c.recv_reply_timeout(t3, T).unwrap(), b"");
         drop((c, server));
         let _ = crate::daemon::remove_bus_segments(&bus);
     }

@@ -83,7 +83,7 @@ fn no_server_fails_at_once() {
     // A service whose server left: the segment stays, calls fail at once.
     drop(Server::attach_with(&bus.0, "left", &small()).unwrap());
     let mut c = Client::attach(&bus.0, "left").unwrap();
-    let e = c.call(b"x", T).unwrap_err();
+    let e = c.call_timeout(b"x", T).unwrap_err();
     assert!(matches!(e, Error::NoServer { .. }), "{e}");
     assert_eq!(c.in_flight(), 0);
 }
@@ -94,15 +94,15 @@ fn round_trips_text_binary_empty_and_max_size() {
     let cfg = small();
     let (stop, h) = echo_server(&bus.0, "echo", &cfg);
     let mut c = Client::attach(&bus.0, "echo").unwrap();
-    assert_eq!(c.call(b"hello", T).unwrap(), b"hello!");
-    assert_eq!(c.call(b"", T).unwrap(), b"!");
+    assert_eq!(c.call_timeout(b"hello", T).unwrap(), b"hello!");
+    assert_eq!(c.call_timeout(b"", T).unwrap(), b"!");
     let bin: Vec<u8> = (0..=255u8).collect();
     let mut want = bin.clone();
     want.push(b'!');
-    assert_eq!(c.call(&bin, T).unwrap(), want);
-    let e = c.call(&[0u8; 257], T).unwrap_err();
+    assert_eq!(c.call_timeout(&bin, T).unwrap(), want);
+    let e = c.call_timeout(&[0u8; 257], T).unwrap_err();
     assert!(e.to_string().contains("max request size of 256"), "{e}");
-    let n = c.call_with(b"abc", T, |r| r.len()).unwrap();
+    let n = c.call_timeout_with(b"abc", T, |r| r.len()).unwrap();
     assert_eq!(n, 4);
     stop.store(true, Ordering::Relaxed);
     assert_eq!(h.join().unwrap(), 4);
@@ -124,9 +124,9 @@ fn pipelined_calls_match_their_replies_and_the_limit_holds() {
         }
         // Redeem out of order.
         for (k, t) in tickets.into_iter().enumerate().rev() {
-            let r = c.recv_reply(t, T).unwrap();
+            let r = c.recv_reply_timeout(t, T).unwrap();
             assert_eq!(r, format!("{round}-{k}!").as_bytes());
-            assert!(c.recv_reply(t, T).is_err(), "a ticket redeems once");
+            assert!(c.recv_reply_timeout(t, T).is_err(), "a ticket redeems once");
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -141,7 +141,7 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
     let mut c = Client::attach(&bus.0, "slow").unwrap();
     let t = c.send_request(b"a").unwrap();
     assert!(matches!(
-        c.recv_reply(t, Duration::from_millis(10)),
+        c.recv_reply_timeout(t, Duration::from_millis(10)),
         Err(Error::Timeout)
     ));
     assert_eq!(c.try_recv_reply(t).unwrap(), None);
@@ -149,7 +149,7 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
     assert_eq!(&*req, b"a");
     assert!(server.reply(req.ticket(), b"A").unwrap());
     drop(req);
-    assert_eq!(c.recv_reply(t, T).unwrap(), b"A");
+    assert_eq!(c.recv_reply_timeout(t, T).unwrap(), b"A");
     // Cancelled: the server's reply is dropped, the slot serves the next call.
     let t = c.send_request(b"b").unwrap();
     let req = server.recv_request(T).unwrap();
@@ -157,7 +157,7 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
     assert!(!server.reply(req.ticket(), b"B").unwrap());
     drop(req);
     // A call given up before any server took it is never handed out.
-    let e = c.call(b"c", Duration::from_millis(10)).unwrap_err();
+    let e = c.call_timeout(b"c", Duration::from_millis(10)).unwrap_err();
     assert!(matches!(e, Error::Timeout), "{e}");
     assert!(server.try_recv_request().unwrap().is_none());
     let t = c.send_request(b"d").unwrap();
@@ -165,7 +165,7 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
     assert_eq!(&*req, b"d");
     assert!(server.reply(req.ticket(), b"D").unwrap());
     drop(req);
-    assert_eq!(c.recv_reply(t, T).unwrap(), b"D");
+    assert_eq!(c.recv_reply_timeout(t, T).unwrap(), b"D");
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn a_server_dropped_with_a_call_unanswered_gives_server_gone() {
     let req = server.recv_request(T).unwrap();
     drop(req);
     drop(server);
-    let e = c.recv_reply(t, T).unwrap_err();
+    let e = c.recv_reply_timeout(t, T).unwrap_err();
     assert!(matches!(e, Error::ServerGone { .. }), "{e}");
 }
 
@@ -205,13 +205,13 @@ fn loaned_replies_and_error_replies() {
     assert!(e.to_string().contains("max reply size of 300"), "{e}");
     drop(server.loan_reply(r.ticket(), 3).unwrap().unwrap()); // dropped unfinished
     drop(r);
-    assert_eq!(c.recv_reply(t1, T).unwrap(), b"hell");
-    let e = c.recv_reply(t2, T).unwrap_err();
+    assert_eq!(c.recv_reply_timeout(t1, T).unwrap(), b"hell");
+    let e = c.recv_reply_timeout(t2, T).unwrap_err();
     assert_eq!(
         e.to_string(),
         "service `l` answered with an error: no such thing"
     );
-    let e = c.recv_reply(t3, T).unwrap_err();
+    let e = c.recv_reply_timeout(t3, T).unwrap_err();
     assert!(
         e.to_string().contains("dropped the reply unfinished"),
         "{e}"
@@ -267,15 +267,15 @@ fn typed_round_trip_and_a_malformed_request() {
         b: 2,
         label: "sum".into(),
     };
-    assert_eq!(c.call(&req, T).unwrap(), (42, "SUM".to_string()));
+    assert_eq!(c.call_timeout(&req, T).unwrap(), (42, "SUM".to_string()));
     // Raw garbage: the server answers with an error, nobody panics.
-    let e = c.raw().call(&[0xff, 0xff, 0xff], T).unwrap_err();
+    let e = c.raw().call_timeout(&[0xff, 0xff, 0xff], T).unwrap_err();
     assert!(matches!(e, Error::Remote { .. }), "{e}");
     assert!(e.to_string().contains("cannot decode the request"), "{e}");
     // A reply of the wrong type is a client-side decode error.
     let mut wrong: TypedClient<Add, Vec<String>> =
         TypedClient::from_client(Client::attach(&bus.0, "add").unwrap());
-    let e = wrong.call(&req, T).unwrap_err();
+    let e = wrong.call_timeout(&req, T).unwrap_err();
     assert!(matches!(e, Error::BadMessage { .. }), "{e}");
     // Too large to encode.
     let big = Add {
@@ -283,7 +283,7 @@ fn typed_round_trip_and_a_malformed_request() {
         b: 2,
         label: "x".repeat(300),
     };
-    let e = c.call(&big, T).unwrap_err();
+    let e = c.call_timeout(&big, T).unwrap_err();
     assert!(e.to_string().contains("max request size"), "{e}");
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
@@ -295,7 +295,7 @@ fn stats_and_listing_see_the_service() {
     let cfg = small();
     let (stop, h) = echo_server(&bus.0, "a/b", &cfg);
     let mut c = Client::attach(&bus.0, "a/b").unwrap();
-    c.call(b"x", T).unwrap();
+    c.call_timeout(b"x", T).unwrap();
     assert_eq!(
         crate::service::list_bus_services(&bus.0).unwrap(),
         vec!["a/b".to_string()]
@@ -333,10 +333,12 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
                 server.reply(r.ticket(), &[i]).unwrap();
             }
             drop(r);
-            let got = c.recv_reply(t, T);
+            let got = c.recv_reply_timeout(t, T);
             assert_eq!(got.is_err(), error, "{got:?}");
         }
-        let e = c.call(b"late", Duration::from_millis(1)).unwrap_err();
+        let e = c
+            .call_timeout(b"late", Duration::from_millis(1))
+            .unwrap_err();
         assert!(matches!(e, Error::Timeout), "{e}");
         let s = stats();
         assert_eq!(s.client_stats.len(), 1);
@@ -354,7 +356,7 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
     let r = server.recv_request(T).unwrap();
     server.reply(r.ticket(), b"y").unwrap();
     drop(r);
-    assert_eq!(c.recv_reply(t, T).unwrap(), b"y");
+    assert_eq!(c.recv_reply_timeout(t, T).unwrap(), b"y");
     let s = stats();
     assert_eq!(s.client_stats.len(), 1);
     assert_eq!(s.client_stats[0].calls, 1, "the entry starts from zero");
@@ -378,7 +380,7 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
     drop(server.recv_request(T).unwrap());
     drop(server);
     assert!(matches!(
-        c.recv_reply(t, T).unwrap_err(),
+        c.recv_reply_timeout(t, T).unwrap_err(),
         Error::ServerGone { .. }
     ));
     let s = stats();
@@ -410,7 +412,7 @@ fn an_idempotent_call_is_sent_again_when_its_server_leaves_and_a_plain_one_is_no
     // and still the caller gets `ServerGone` (it never said the call may
     // be repeated).
     let (plain, ()) = beside(
-        || c.call(b"once", T),
+        || c.call_timeout(b"once", T),
         || {
             let req = a.recv_request(T).unwrap();
             assert_eq!(&*req, b"once");
@@ -426,7 +428,7 @@ fn an_idempotent_call_is_sent_again_when_its_server_leaves_and_a_plain_one_is_no
     // goes to the other server, whose reply ends the call.
     let a2 = Server::attach(&bus.0, "r").unwrap();
     let (idem, ()) = beside(
-        || c.call_idempotent(b"job", T),
+        || c.call_idempotent_timeout(b"job", T),
         || {
             let req = a2.recv_request(T).unwrap();
             assert_eq!(&*req, b"job");
@@ -463,14 +465,14 @@ fn an_idempotent_call_ends_no_server_when_none_is_left_and_timeout_when_unanswer
     // Unanswered: the budget runs out, the call is given up, nothing is
     // sent again (no server died).
     let e = c
-        .call_idempotent(b"slow", Duration::from_millis(50))
+        .call_idempotent_timeout(b"slow", Duration::from_millis(50))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout), "{e}");
     // Given up: the server drops the request unseen.
     assert!(a.try_recv_request().unwrap().is_none());
     // The only server leaves holding the call: nobody to send it to.
     let (idem, ()) = beside(
-        || c.call_idempotent(b"x", T),
+        || c.call_idempotent_timeout(b"x", T),
         || {
             let req = a.recv_request(T).unwrap();
             drop(req);
@@ -497,7 +499,7 @@ fn a_typed_idempotent_call_is_sent_again_and_decoded() {
     let b: TypedServer<(i64, i64), i64> = TypedServer::attach(&bus.0, "add").unwrap();
     let mut c: TypedClient<(i64, i64), i64> = TypedClient::attach(&bus.0, "add").unwrap();
     let (sum, handled) = beside(
-        || c.call_idempotent(&(40, 2), T),
+        || c.call_idempotent_timeout(&(40, 2), T),
         || {
             drop(a.recv_request(T).unwrap());
             drop(a);
@@ -529,4 +531,36 @@ fn a_removed_service_is_closed_for_its_server() {
             "{wait:?}"
         );
     }
+}
+
+/// The client's triple, as a subscriber's: `call` waits as long as it
+/// takes, `call_timeout` at most its timeout, and `try_call` refuses at once
+/// when the request queue is full (it takes no timeout), then awaits its
+/// reply like `call`.
+#[test]
+fn call_waits_and_try_call_refuses_a_full_queue_at_once() {
+    let bus = Bus::new("triple");
+    let cfg = small();
+    let (stop, h) = echo_server(&bus.0, "echo", &cfg);
+    let mut c = Client::attach(&bus.0, "echo").unwrap();
+    assert_eq!(c.call(b"x").unwrap(), b"x!");
+    assert_eq!(c.try_call(b"y").unwrap(), b"y!");
+    assert_eq!(c.call_timeout(b"z", T).unwrap(), b"z!");
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+
+    // A server that takes nothing: the queue fills.
+    let cfg = ServiceConfig {
+        queue_capacity: 2,
+        ..small()
+    };
+    let _idle = Server::attach_with(&bus.0, "idle", &cfg).unwrap();
+    let mut c = Client::attach(&bus.0, "idle").unwrap();
+    let mut queued = 0;
+    while c.try_send_request(b"q").is_ok() {
+        queued += 1;
+        assert!(queued <= 2, "a 2-cell queue took {queued} requests");
+    }
+    let e = c.try_call(b"more").unwrap_err();
+    assert!(matches!(e, Error::ServiceBusy { .. }), "{e}");
 }

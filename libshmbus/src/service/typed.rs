@@ -21,7 +21,7 @@
 //! # });
 //! // In a client process:
 //! let mut add: TypedClient<(i64, i64), i64> = TypedClient::attach("default", "math/add")?;
-//! assert_eq!(add.call(&(2, 3), Duration::from_secs(1))?, 5);
+//! assert_eq!(add.call_timeout(&(2, 3), Duration::from_secs(1))?, 5);
 //! # Ok(()) }
 //! ```
 
@@ -92,26 +92,36 @@ impl<Req: Serialize, Resp: DeserializeOwned> TypedClient<Req, Resp> {
         })
     }
 
-    /// Calls the service with `req` and decodes the reply, waiting at most
-    /// `timeout` in all.
-    pub fn call(&mut self, req: &Req, timeout: Duration) -> Result<Resp> {
+    /// Calls the service with `req` and decodes the reply, waiting as long
+    /// as it takes (see [`Client::call`]).
+    pub fn call(&mut self, req: &Req) -> Result<Resp> {
+        self.call_timeout(req, Duration::MAX)
+    }
+
+    /// `call`, waiting at most `timeout` in all.
+    pub fn call_timeout(&mut self, req: &Req, timeout: Duration) -> Result<Resp> {
         let n = self.encode(req)?;
         let service = self.inner.service().to_string();
         self.inner
-            .call_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
+            .call_timeout_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
     }
 
     /// `call` for a request that is safe to repeat (see
     /// [`Client::call_idempotent`]): if the server holding it dies, the
-    /// same encoded request is sent again to whichever server takes it,
-    /// within the one budget `timeout`. At least once: the dead server may
-    /// have carried it out. `NoServer` when no server is left, `Timeout`
-    /// when the budget runs out; never `ServerGone`.
-    pub fn call_idempotent(&mut self, req: &Req, timeout: Duration) -> Result<Resp> {
+    /// same encoded request is sent again to whichever server takes it.
+    /// At least once: the dead server may have carried it out. `NoServer`
+    /// when no server is left; never `ServerGone`.
+    pub fn call_idempotent(&mut self, req: &Req) -> Result<Resp> {
+        self.call_idempotent_timeout(req, Duration::MAX)
+    }
+
+    /// `call_idempotent` within the one budget `timeout` (`Timeout` when it
+    /// runs out).
+    pub fn call_idempotent_timeout(&mut self, req: &Req, timeout: Duration) -> Result<Resp> {
         let n = self.encode(req)?;
         let service = self.inner.service().to_string();
         self.inner
-            .call_idempotent_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
+            .call_idempotent_timeout_with(&self.buf[..n], timeout, |b| Self::decode(&service, b))?
     }
 
     /// Sends `req` without waiting for the reply (pipelining).
@@ -120,11 +130,16 @@ impl<Req: Serialize, Resp: DeserializeOwned> TypedClient<Req, Resp> {
         self.inner.send_request(&self.buf[..n])
     }
 
+    /// Waits for the reply of `ticket` and decodes it.
+    pub fn recv_reply(&mut self, ticket: Ticket) -> Result<Resp> {
+        self.recv_reply_timeout(ticket, Duration::MAX)
+    }
+
     /// Waits at most `timeout` for the reply of `ticket` and decodes it.
-    pub fn recv_reply(&mut self, ticket: Ticket, timeout: Duration) -> Result<Resp> {
+    pub fn recv_reply_timeout(&mut self, ticket: Ticket, timeout: Duration) -> Result<Resp> {
         let service = self.inner.service().to_string();
         self.inner
-            .recv_reply_with(ticket, timeout, |b| Self::decode(&service, b))?
+            .recv_reply_timeout_with(ticket, timeout, |b| Self::decode(&service, b))?
     }
 }
 

@@ -149,7 +149,7 @@ fn call(bus: &str, name: &str, tag: u64, count: u64, depth: usize) -> shmbus::Re
             next += 1;
         }
         let (k, t, sum) = inflight.pop_front().expect("a call in flight");
-        let reply = client.recv_reply(t, timeout)?;
+        let reply = client.recv_reply_timeout(t, timeout)?;
         done += 1;
         let server = reply
             .get(..4)
@@ -182,9 +182,9 @@ fn call_one(bus: &str, name: &str, timeout_ms: u64, idempotent: bool) -> shmbus:
         let len = request(7, 0, &mut buf);
         let timeout = Duration::from_millis(timeout_ms);
         let reply = if idempotent {
-            c.call_idempotent(&buf[..len], timeout)
+            c.call_idempotent_timeout(&buf[..len], timeout)
         } else {
-            c.call(&buf[..len], timeout)
+            c.call_timeout(&buf[..len], timeout)
         };
         retries = c.retries();
         let sum = checksum(&buf[..len]);
@@ -240,7 +240,7 @@ fn latency(bus: &str, name: &str, n: u64, spin: bool) -> shmbus::Result<()> {
     let mut ns: Vec<u64> = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let t = std::time::Instant::now();
-        client.call_with(&req, Duration::from_secs(60), |_| ())?;
+        client.call_timeout_with(&req, Duration::from_secs(60), |_| ())?;
         ns.push(t.elapsed().as_nanos() as u64);
     }
     ns.sort_unstable();
@@ -258,7 +258,7 @@ fn call_tolerant(bus: &str, name: &str, tag: u64, count: u64) -> shmbus::Result<
     for k in 0..count {
         let len = request(tag, k, &mut buf);
         let sum = checksum(&buf[..len]);
-        match client.call(&buf[..len], Duration::from_secs(60)) {
+        match client.call_timeout(&buf[..len], Duration::from_secs(60)) {
             Ok(reply) => {
                 replied += 1;
                 let ok = reply.len() == 28
