@@ -3,7 +3,7 @@
 "each room imports only what is below it").
 
 Usage:
-    python3 scripts/module_cycles.py [--top-level] [--edges] SRC_DIR...
+    python3 scripts/module_cycles.py [--top-level] [--edges] [--with-tests] SRC_DIR...
 
 For each SRC_DIR (a crate's `src`), every crate root in it (`lib.rs`,
 `main.rs`) is read and its `mod NAME;` declarations are followed to find
@@ -278,9 +278,15 @@ def resolve(
     return mod
 
 
-def references(mf: ModFile, files: dict[tuple[str, ...], ModFile]):
+#: Test modules (inline `mod tests { }`, or files of these names): their
+#: imports are not edges unless `--with-tests`. A test reaches whatever it
+#: tests against; it is not a room of the building.
+TEST_MODULES = {"tests", "loom_model"}
+
+
+def references(mf: ModFile, files: dict[tuple[str, ...], ModFile], with_tests: bool = False):
     """(target module, line) for every path in the file that points into
-    the crate."""
+    the crate (outside test modules unless `with_tests`)."""
     toks = tokenize(mf.path.read_text(encoding="utf-8"))
     # Track inline modules (`mod tests { ... }`) so that `super::` inside
     # them resolves correctly.
@@ -291,6 +297,7 @@ def references(mf: ModFile, files: dict[tuple[str, ...], ModFile]):
     while k < len(toks):
         t = toks[k]
         here = mf.module + tuple(name for _, name in stack)
+        in_tests = not with_tests and any(name in TEST_MODULES for name in here)
         if t.text == "mod" and k + 2 < len(toks) and toks[k + 2].text == "{":
             pending_mod = toks[k + 1].text
             k += 2
@@ -312,7 +319,7 @@ def references(mf: ModFile, files: dict[tuple[str, ...], ModFile]):
             paths, k = parse_use_tree(toks, k + 1, [])
             for p in paths:
                 target = resolve(p, here, files, mf.module)
-                if target is not None:
+                if target is not None and not in_tests:
                     yield target, t.line
             continue
         prev = toks[k - 1].text if k else ""
@@ -322,7 +329,7 @@ def references(mf: ModFile, files: dict[tuple[str, ...], ModFile]):
                 segs.append(toks[j + 1].text)
                 j += 2
             target = resolve(segs, here, files, mf.module)
-            if target is not None:
+            if target is not None and not in_tests:
                 yield target, t.line
             k = j
             continue
@@ -380,7 +387,7 @@ def sccs(nodes: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def check_crate(root: Path, top_level: bool, show_edges: bool) -> bool:
+def check_crate(root: Path, top_level: bool, show_edges: bool, with_tests: bool = False) -> bool:
     """Prints the crate's cycles; True when there is none."""
     files = load_crate(root)
 
@@ -392,7 +399,7 @@ def check_crate(root: Path, top_level: bool, show_edges: bool) -> bool:
     why: dict[tuple[str, str], tuple[Path, int]] = {}
     for mf in files.values():
         a = node(mf.module)
-        for target, line in references(mf, files):
+        for target, line in references(mf, files, with_tests):
             b = node(target)
             if a == b:
                 continue
@@ -430,6 +437,11 @@ def main() -> int:
         help="one node per top-level module (submodule files merged into it)",
     )
     ap.add_argument("--edges", action="store_true", help="also print every edge")
+    ap.add_argument(
+        "--with-tests",
+        action="store_true",
+        help="count the imports of test modules (`tests`, `loom_model`) too",
+    )
     args = ap.parse_args()
     clean = True
     for src in args.src:
@@ -438,7 +450,7 @@ def main() -> int:
             print(f"{src}: no lib.rs or main.rs", file=sys.stderr)
             return 2
         for root in roots:
-            clean &= check_crate(root, args.top_level, args.edges)
+            clean &= check_crate(root, args.top_level, args.edges, args.with_tests)
     return 0 if clean else 1
 
 

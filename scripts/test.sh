@@ -30,6 +30,10 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "no import cycles between the modules of a crate (each imports only what is below it)"
+python3 scripts/module_cycles.py libshmbus/src libshmbus-ffi/src shmbusd/src shmbus-cli/src \
+  shmbus-bridge/src bench/src tests/src
+
 MSRV="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
 step "the stated minimum Rust (rust-version ${MSRV}) builds every crate and target"
 if command -v rustup >/dev/null 2>&1; then

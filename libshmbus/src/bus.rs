@@ -45,10 +45,13 @@ use crate::control::{
     MAX_REPLY_LEN, MAX_REQUEST_LEN, PROTOCOL_VERSION,
 };
 use crate::error::{Error, Result};
+use crate::layout::TopicConfig;
 use crate::names::{default_runtime_dir, socket_path, validate_bus, validate_topic, DEFAULT_BUS};
+use crate::publisher::Publisher;
 use crate::segment::euid;
+use crate::subscriber::{SubscribeOptions, Subscriber};
+use crate::topic::TopicStats;
 use crate::topic::{SegmentIdentity, TopicTrust};
-use crate::{Publisher, SubscribeOptions, Subscriber, TopicConfig, TopicStats};
 
 /// How long a client waits for the daemon to answer one request. The daemon
 /// answers from memory, so this only matters when it is stopped (SIGSTOP) or

@@ -33,7 +33,8 @@ use std::io::{self, Read};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::{TopicConfig, TopicStats};
+use crate::layout::TopicConfig;
+use crate::topic::TopicStats;
 
 /// A topic as listed by the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,6 @@ pub use crate::watch::{send_with_fd, FdReader, WakePage, WAKE_PAGE_SIZE};
 
 /// Removes shared-memory object `name` (a file under `/dev/shm`, without
 /// the directory) from the name space; mappings stay valid.
-pub fn unlink_segment(name: &str) -> crate::Result<()> {
+pub fn unlink_segment(name: &str) -> crate::error::Result<()> {
     crate::segment::Segment::unlink(name)
 }

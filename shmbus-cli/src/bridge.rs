@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::Global;
 use crate::error::CliError;
+use crate::global::Global;
 
 /// Arguments of `shmbus bridge`.
 #[derive(Args, Debug)]

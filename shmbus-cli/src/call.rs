@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use shmbus::service::{Client, Ticket};
 
-use crate::cli::Global;
 use crate::duration::{format_duration, parse_duration};
 use crate::error::CliError;
 use crate::format::{json_payload, write_escaped, write_hex, Format};
+use crate::global::Global;
 use crate::lines::read_message;
 use crate::output::Output;
 use crate::signals;

@@ -1,10 +1,8 @@
 //! `shmbus completions SHELL`: prints a completion script generated from the
 //! same clap grammar the tool parses with, so it never falls out of date.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::error::CliError;
 
 const EXAMPLES: &str = "\
@@ -34,14 +32,14 @@ pub struct CompletionsArgs {
 }
 
 /// Runs `shmbus completions`.
-pub fn run(args: CompletionsArgs) -> Result<(), CliError> {
+pub fn run(args: CompletionsArgs, mut grammar: clap::Command) -> Result<(), CliError> {
     let shell = match args.shell {
         ShellArg::Bash => Shell::Bash,
         ShellArg::Zsh => Shell::Zsh,
         ShellArg::Fish => Shell::Fish,
     };
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "shmbus", &mut script);
+    clap_complete::generate(shell, &mut grammar, "shmbus", &mut script);
     let mut out = crate::output::Output::new();
     out.write(&script)?;
     out.flush()

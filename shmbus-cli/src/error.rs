@@ -97,7 +97,7 @@ impl CliError {
     /// Prints the line (if any) on stderr and returns the exit status.
     pub fn report(&self) -> ExitCode {
         if !self.message.is_empty() {
-            crate::warn(&self.message);
+            warn(&self.message);
         }
         ExitCode::from(self.exit_code())
     }
@@ -118,6 +118,13 @@ impl From<shmbus::Error> for CliError {
             message: err.to_string(),
         }
     }
+}
+
+/// Prints one line on stderr, `shmbus: <text>`. A closed stderr is ignored:
+/// there is nobody left to tell.
+pub fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "shmbus: {text}");
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod completions;
 mod duration;
 mod error;
 mod format;
+mod global;
 mod inetd;
 mod lines;
 mod manage;
@@ -35,7 +36,6 @@ mod topics;
 mod units;
 mod usage;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
@@ -59,18 +59,14 @@ fn main() -> ExitCode {
         Command::Services(args) => services::run(&global, args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Bridge(args) => bridge::run(&global, args),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => {
+            completions::run(args, <Cli as clap::CommandFactory>::command())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),
     }
-}
-
-/// Prints one line on stderr, `shmbus: <text>`. A closed stderr is ignored:
-/// there is nobody left to tell.
-pub fn warn(text: &str) {
-    let _ = writeln!(std::io::stderr(), "shmbus: {text}");
 }
 
 /// A bug must still not greet the user with a backtrace: report it as one
@@ -87,7 +83,7 @@ fn quiet_panics() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        warn(&format!(
+        error::warn(&format!(
             "internal error ({what}{place}): this is a bug, please report it with the command you ran"
         ));
         std::process::exit(1);

@@ -7,8 +7,8 @@
 
 use shmbus::{Policy, TopicConfig};
 
-use crate::cli::Global;
 use crate::error::CliError;
+use crate::global::Global;
 use crate::size::parse_size_u32;
 use crate::units;
 
@@ -121,7 +121,7 @@ pub struct RmArgs {
 
 /// Runs `shmbus rm`.
 pub fn rm(global: &Global, args: RmArgs) -> Result<(), CliError> {
-    crate::cli::validate_topics(&args.topics)?;
+    crate::global::validate_topics(&args.topics)?;
     let bus = global.connect()?;
     let mut out = crate::output::Output::new();
     for topic in &args.topics {

@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use shmbus::Publisher;
 
-use crate::cli::Global;
 use crate::duration::{format_duration, parse_duration};
 use crate::error::CliError;
+use crate::global::Global;
 use crate::lines::read_message;
 use crate::signals;
 
@@ -52,7 +52,7 @@ pub struct PubArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Publish each message N times in a row.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::cli::parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::global::parse_positive)]
     pub repeat: u64,
     /// Wait this long between publishes, e.g. `100ms`, `1s`.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use shmbus::service::{Request, Server, ServiceConfig};
 
-use crate::cli::Global;
 use crate::error::CliError;
+use crate::global::Global;
 use crate::inetd::{self, Outcome};
 use crate::signals;
 use crate::size::parse_size_u32;
@@ -58,7 +58,7 @@ pub struct ServeArgs {
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
     /// Answer N requests at once (N servers, one thread each).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::cli::parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = crate::global::parse_positive)]
     pub workers: u64,
     /// Request queue cells, a power of two, if this creates the service [default: 256].
     #[arg(long, value_name = "N")]
@@ -141,7 +141,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<(), CliError> {
         }
     }
     if removed {
-        crate::warn(&format!(
+        crate::error::warn(&format!(
             "service `{}` was removed from /dev/shm (shmbusd shut down or cleaned the bus, or it was deleted): stopping",
             args.service
         ));
@@ -208,7 +208,7 @@ fn answer(
             match inetd::answer(cmd, &input, max, stop) {
                 Outcome::Reply(bytes) => server.reply(ticket, &bytes),
                 Outcome::Failed(message) => {
-                    crate::warn(&format!(
+                    crate::error::warn(&format!(
                         "call {} of client {} on `{}`: {message}",
                         ticket.correlation_id(),
                         ticket.client(),

@@ -17,9 +17,9 @@ use shmbus::service::{list_bus_services, service_stats, ServiceStats};
 
 use std::time::Duration;
 
-use crate::cli::Global;
 use crate::duration::format_duration;
 use crate::error::CliError;
+use crate::global::Global;
 use crate::output::Output;
 use crate::table::{Align, Table};
 use crate::units;
@@ -69,7 +69,7 @@ pub fn read_all(bus: &str) -> Result<Vec<ServiceStats>, CliError> {
             Ok(s) => services.push(s),
             // Removed since it was listed.
             Err(shmbus::Error::NoServer { .. }) => {}
-            Err(e) => crate::warn(&format!("cannot read service `{name}`: {e}")),
+            Err(e) => crate::error::warn(&format!("cannot read service `{name}`: {e}")),
         }
     }
     Ok(services)

@@ -16,9 +16,9 @@ use shmbus::control::WatcherInfo;
 use shmbus::service::ServiceStats;
 use shmbus::{Bus, TopicStats};
 
-use crate::cli::Global;
 use crate::duration::{format_duration, parse_duration};
 use crate::error::CliError;
+use crate::global::Global;
 use crate::output::Output;
 use crate::table::{Align, Table};
 use crate::{signals, units};

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use shmbus::{SubscribeOptions, Subscriber};
 
-use crate::cli::{validate_topics, Global};
 use crate::duration::{format_duration, parse_duration};
 use crate::error::CliError;
 use crate::format::{write_record, Format, Record};
+use crate::global::{validate_topics, Global};
 use crate::output::Output;
 use crate::signals;
 
@@ -56,7 +56,7 @@ pub struct SubArgs {
     #[arg(value_name = "TOPIC|PATTERN", required = true)]
     pub topics: Vec<String>,
     /// Exit after N messages (counted over all topics).
-    #[arg(short = 'c', long, value_name = "N", value_parser = crate::cli::parse_positive)]
+    #[arg(short = 'c', long, value_name = "N", value_parser = crate::global::parse_positive)]
     pub count: Option<u64>,
     /// Give up after DUR in all (exit 3), e.g. `500ms`, `5s`, `1m`.
     #[arg(short = 'W', long, value_name = "DUR", value_parser = parse_duration)]
@@ -304,12 +304,12 @@ fn receive_patterns(
                 }
             }
             Ok(None) => {}
-            Err(shmbus::Error::Lagged(n)) => crate::warn(&format!(
+            Err(shmbus::Error::Lagged(n)) => crate::error::warn(&format!(
                 "lost {n} messages on `{}`",
                 sub.last_topic().unwrap_or("?")
             )),
             Err(shmbus::Error::Closed) => {
-                crate::warn("shmbusd shut down and every followed topic is closed");
+                crate::error::warn("shmbusd shut down and every followed topic is closed");
                 return Ok(End::Done);
             }
             Err(shmbus::Error::Interrupted) => {}
@@ -319,8 +319,8 @@ fn receive_patterns(
             Err(shmbus::Error::Timeout) => {}
             // A topic that could not be joined: say so, follow the others.
             Err(e) => match sub.last_topic().filter(|t| !t.is_empty()) {
-                Some(topic) => crate::warn(&format!("cannot follow `{topic}`: {e}")),
-                None => crate::warn(&e.to_string()),
+                Some(topic) => crate::error::warn(&format!("cannot follow `{topic}`: {e}")),
+                None => crate::error::warn(&e.to_string()),
             },
         }
     }
@@ -341,10 +341,10 @@ fn fill(sub: &mut Subscriber, slot: &mut Slot) -> Result<(), CliError> {
             }
             Ok(None) => return Ok(()),
             Err(shmbus::Error::Lagged(n)) => {
-                crate::warn(&format!("lost {n} messages on `{}`", sub.topic()));
+                crate::error::warn(&format!("lost {n} messages on `{}`", sub.topic()));
             }
             Err(shmbus::Error::Closed) => {
-                crate::warn(&format!(
+                crate::error::warn(&format!(
                     "topic `{}` was closed (shmbusd removed it or shut down)",
                     sub.topic()
                 ));

@@ -3,8 +3,8 @@
 
 use shmbus::TopicInfo;
 
-use crate::cli::Global;
 use crate::error::CliError;
+use crate::global::Global;
 use crate::output::Output;
 use crate::table::{Align, Table};
 use crate::units;

@@ -25,7 +25,7 @@ pub fn parse() -> Cli {
             _ => {
                 let args: Vec<String> = std::env::args().skip(1).collect();
                 let sub = subcommand(&args);
-                crate::warn(&one_line(&e.render().to_string(), sub.as_deref()));
+                crate::error::warn(&one_line(&e.render().to_string(), sub.as_deref()));
                 std::process::exit(2)
             }
         },

@@ -16,8 +16,6 @@ use std::os::fd::{AsFd, AsRawFd};
 use shmbus::control::Role;
 use shmbus::daemon::SegmentPerms;
 
-use crate::config::Group;
-
 /// A set of rights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rights(u8);
@@ -111,6 +109,15 @@ impl Rule {
     fn applies_to(&self, peer: &Peer) -> bool {
         self.uids.contains(&peer.uid) || self.groups.iter().any(|g| peer.in_group(g.gid))
     }
+}
+
+/// A group resolved to its gid, keeping the name for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// As written in the config.
+    pub name: String,
+    /// Its gid.
+    pub gid: u32,
 }
 
 /// The credentials of a control connection's peer, as the kernel recorded

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use shmbus::{Policy, TopicConfig};
 
-use crate::access::{AccessPolicy, Pattern, Rights, Rule};
+use crate::access::{AccessPolicy, Group, Pattern, Rights, Rule};
 
 /// The config file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -111,15 +111,6 @@ enum RightName {
 enum NameOrId {
     Id(u32),
     Name(String),
-}
-
-/// A group resolved to its gid, keeping the name for logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// As written in the config.
-    pub name: String,
-    /// Its gid.
-    pub gid: u32,
 }
 
 /// What the daemon runs on: the config file resolved and checked.

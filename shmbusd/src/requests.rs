@@ -282,8 +282,8 @@ fn check_name(topic: &str) -> Result<(), ErrorReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Group;
     use crate::access::{AccessPolicy, Pattern, Rule};
-    use crate::config::Group;
     use shmbus::control::decode_reply;
 
     /// A daemon whose topics are never touched: every request below is

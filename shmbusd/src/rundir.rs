@@ -14,7 +14,7 @@ use std::path::Path;
 use mio::net::UnixListener;
 use nix::unistd::{Gid, Uid};
 
-use crate::config::Group;
+use crate::access::Group;
 
 /// Creates (if needed) and checks the runtime directory, then applies the
 /// socket group's permissions to it.

@@ -534,7 +534,7 @@ impl Drop for ReplyLoan<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::Client;
+    use crate::service::client::Client;
 
     const T: Duration = Duration::from_secs(20);
 
@@ -592,6 +592,6 @@ mod tests {
         drop(r3);
         assert_eq!(c.recv_reply_timeout(t3, T).unwrap(), b"");
         drop((c, server));
-        let _ = crate::daemon::remove_bus_segments(&bus);
+        let _ = crate::topic::remove_bus_segments(&bus);
     }
 }
