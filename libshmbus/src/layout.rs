@@ -141,8 +141,11 @@ pub mod stamp {
 /// Largest sequence number a stamp can carry.
 pub const MAX_SEQ: u64 = (1 << 62) - 1;
 
-/// Overflow policy of a topic.
+/// Overflow policy of a topic. With the `clap` feature it is a
+/// `clap::ValueEnum` (`block`, `drop-oldest`), so a command line takes it as
+/// it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Lossless: a publisher never overwrites what a live subscriber has not

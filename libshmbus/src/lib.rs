@@ -56,6 +56,7 @@ pub(crate) mod racy;
 pub(crate) mod ring;
 pub mod semaphore;
 pub mod service;
+mod size;
 pub(crate) mod sync;
 pub(crate) mod wait;
 
@@ -98,6 +99,7 @@ pub use pattern::Pattern;
 pub use semaphore::Semaphore;
 #[cfg(not(loom))]
 pub use service::{Client, Server, ServiceConfig, TypedClient, TypedServer};
+pub use size::parse_size;
 pub use wait::WaitStrategy;
 
 #[cfg(not(loom))]

@@ -110,59 +110,11 @@ pub struct BridgeArgs {
     pub capacity: Option<u64>,
     /// Overflow policy of a topic the importer creates (see `--capacity`).
     #[arg(long, value_enum)]
-    pub policy: Option<PolicyArg>,
+    pub policy: Option<shmbus::Policy>,
     /// Largest message of a topic the importer creates, in bytes; K, M, G
     /// suffixes are binary (64K = 65536) (see `--capacity`).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
+    #[arg(long, value_name = "BYTES", value_parser = shmbus::parse_size::<u32>)]
     pub max_msg_size: Option<u32>,
-}
-
-/// Overflow policy as typed on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PolicyArg {
-    /// Lossless: publishers wait while a subscriber is a whole ring behind.
-    Block,
-    /// Publishers never wait; a slow subscriber is told how many it lost.
-    DropOldest,
-}
-
-impl From<PolicyArg> for shmbus::Policy {
-    fn from(p: PolicyArg) -> shmbus::Policy {
-        match p {
-            PolicyArg::Block => shmbus::Policy::Block,
-            PolicyArg::DropOldest => shmbus::Policy::DropOldest,
-        }
-    }
-}
-
-/// A byte count: `4096`, `64K`, `1M`, `1MiB` (binary suffixes, as `shmbus
-/// create`), that fits a `u32`.
-fn parse_size_u32(text: &str) -> Result<u32, String> {
-    let s = text.trim();
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, suffix) = s.split_at(digits);
-    let scale: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown size suffix (use K, M or G; 1K = 1024 bytes)"
-            ))
-        }
-    };
-    if number.is_empty() {
-        return Err(format!(
-            "`{text}` is not a size: give bytes, e.g. `4096`, `64K` or `1M`"
-        ));
-    }
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("`{text}` is too large (at most 4 GiB - 1)"))
 }
 
 fn parse_service_name(s: &str) -> Result<String, String> {
@@ -205,7 +157,7 @@ impl BridgeArgs {
             cfg.capacity = c;
         }
         if let Some(p) = self.policy {
-            cfg.policy = p.into();
+            cfg.policy = p;
         }
         if let Some(m) = self.max_msg_size {
             cfg.max_msg_size = m;

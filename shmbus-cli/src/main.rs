@@ -27,7 +27,6 @@ mod publish;
 mod serve;
 mod services;
 mod signals;
-mod size;
 mod stats;
 mod subscribe;
 mod table;

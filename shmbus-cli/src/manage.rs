@@ -9,7 +9,6 @@ use shmbus::{Policy, TopicConfig};
 
 use crate::error::CliError;
 use crate::global::Global;
-use crate::size::parse_size_u32;
 use crate::units;
 
 const CREATE_EXAMPLES: &str = "\
@@ -23,24 +22,6 @@ Examples:
   shmbus rm sensors/imu/0
   shmbus rm a b c";
 
-/// Overflow policy as typed on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// Lossless: publishers wait while a subscriber is a whole ring behind.
-    Block,
-    /// Publishers never wait; a slow subscriber is told how many it lost.
-    DropOldest,
-}
-
-impl From<PolicyArg> for Policy {
-    fn from(p: PolicyArg) -> Policy {
-        match p {
-            PolicyArg::Block => Policy::Block,
-            PolicyArg::DropOldest => Policy::DropOldest,
-        }
-    }
-}
-
 /// Options of `shmbus create`; unset ones take the library's defaults.
 #[derive(clap::Args, Debug)]
 #[command(after_help = CREATE_EXAMPLES)]
@@ -51,11 +32,11 @@ pub struct CreateArgs {
     #[arg(long, value_name = "N")]
     pub capacity: Option<u64>,
     /// Largest message in bytes; K, M, G suffixes are binary (64K = 65536) [default: 4K].
-    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
+    #[arg(long, value_name = "BYTES", value_parser = shmbus::parse_size::<u32>)]
     pub max_msg_size: Option<u32>,
     /// What happens when the ring is full [default: block].
     #[arg(long, value_enum)]
-    pub policy: Option<PolicyArg>,
+    pub policy: Option<Policy>,
     /// Most publishers attached at once [default: 64].
     #[arg(long, value_name = "N")]
     pub max_publishers: Option<u32>,
@@ -75,7 +56,7 @@ impl CreateArgs {
             cfg.max_msg_size = size;
         }
         if let Some(policy) = self.policy {
-            cfg.policy = policy.into();
+            cfg.policy = policy;
         }
         if let Some(n) = self.max_publishers {
             cfg.max_publishers = n;
@@ -141,7 +122,7 @@ mod tests {
             topic: "t".into(),
             capacity,
             max_msg_size: size,
-            policy: Some(PolicyArg::DropOldest),
+            policy: Some(Policy::DropOldest),
             max_publishers: None,
             max_subscribers: Some(3),
         }

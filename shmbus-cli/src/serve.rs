@@ -25,7 +25,6 @@ use crate::error::CliError;
 use crate::global::Global;
 use crate::inetd::{self, Outcome};
 use crate::signals;
-use crate::size::parse_size_u32;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -64,10 +63,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<u32>,
     /// Largest request, if this creates the service [default: 4K].
-    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
+    #[arg(long, value_name = "BYTES", value_parser = shmbus::parse_size::<u32>)]
     pub max_request_size: Option<u32>,
     /// Largest reply, if this creates the service [default: 4K].
-    #[arg(long, value_name = "BYTES", value_parser = parse_size_u32)]
+    #[arg(long, value_name = "BYTES", value_parser = shmbus::parse_size::<u32>)]
     pub max_reply_size: Option<u32>,
 }
 
