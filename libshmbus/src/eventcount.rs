@@ -9,7 +9,6 @@
 //! ```text
 //!   offset 0  seq:      u32  bit 0: somebody may sleep; bits 1..: generation.
 //!                            The futex word.
-//!   offset 4  reserved: u32  (was a sleeper count in early builds; unused)
 //! ```
 //!
 //! Protocol for a waiter: `key = prepare()`, re-check the condition, then
@@ -60,8 +59,6 @@ pub struct EventCount {
     /// Bit 0: a sleeper may be waiting; above: the generation. The futex
     /// word.
     seq: AtomicU32,
-    /// Reserved (keeps the layout of version-1 segments).
-    _reserved: AtomicU32,
 }
 
 impl EventCount {
@@ -169,4 +166,4 @@ impl EventCount {
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<EventCount>() == 8);
+const _: () = assert!(std::mem::size_of::<EventCount>() == 4);

@@ -38,7 +38,7 @@
 //! | 0      | magic "SHMBUS\0S" u64 | version u32 | part=2 u32               |
 //! | 16     | segment_size u64      | max_subs u32 | _ u32                  |
 //! | 32     | nonce u64 (equals the data segment's: the two belong together)|
-//! | 256    | data_ready: EventCount (seq u32, reserved u32) own line       |
+//! | 256    | data_ready: EventCount (seq u32)               own line       |
 //! | 384    | space_ready: EventCount                        own line       |
 //! | 512    | reaped_subs u64                                               |
 //! | ...    | (zero up to 4096)                                              |
@@ -466,10 +466,10 @@ pub struct SubsHeader {
 pub struct SubsShared {
     /// Publishers notify it after a commit; subscribers wait on it.
     pub data_ready: EventCount,
-    _pad0: [u8; LINE - 8],
+    _pad0: [u8; LINE - 4],
     /// Subscribers notify it after consuming; blocked publishers wait on it.
     pub space_ready: EventCount,
-    _pad1: [u8; LINE - 8],
+    _pad1: [u8; LINE - 4],
     /// Subscribers reclaimed after their process died.
     pub reaped_subscribers: AtomicU64,
 }
@@ -724,8 +724,8 @@ zeroed_ctor! {
         reaped_publishers: AtomicU64::new(0),
     }
     SubsShared {
-        data_ready: EventCount::new(), _pad0: [0; LINE - 8],
-        space_ready: EventCount::new(), _pad1: [0; LINE - 8],
+        data_ready: EventCount::new(), _pad0: [0; LINE - 4],
+        space_ready: EventCount::new(), _pad1: [0; LINE - 4],
         reaped_subscribers: AtomicU64::new(0),
     }
     PubEntry {

@@ -35,7 +35,7 @@
 //! +--------+---------------------------------------------------------------+
 //! | clients| ClientEntry[max_clients], 128 bytes each:                     |
 //! |        |   state u32 | pid u32 | next_corr u64 |                      |
-//! |        |   reply_ready: EventCount | waiting u32 | _ u32 |            |
+//! |        |   reply_ready u32 | _ u32 | waiting u32 | waiting_on u32     |
 //! |        |   calls u64 | replies u64 | timeouts u64 | gone u64          |
 //! |        |   errors u64 | retries u64                                     |
 //! |        |   (byte 0 of every entry is its OFD liveness-lock byte)       |
@@ -324,11 +324,11 @@ pub struct ServiceShared {
     _pad1: [u8; LINE - 8],
     /// Clients notify it after queueing a request; idle servers wait on it.
     pub request_ready: EventCount,
-    _pad2: [u8; LINE - 8],
+    _pad2: [u8; LINE - 4],
     /// Servers notify it after freeing a cell; clients facing a full queue
     /// wait on it.
     pub space_ready: EventCount,
-    _pad3: [u8; LINE - 8],
+    _pad3: [u8; LINE - 4],
     /// Servers attached: +1 when an entry becomes active, -1 when it is
     /// freed (detach or reclaim), both under the entry's lock. Read by every
     /// call (fails fast with `NoServer` at 0), written rarely.
@@ -390,6 +390,7 @@ pub struct ClientEntry {
     pub next_corr: AtomicU64,
     /// Servers notify it after a reply; the client waits on it.
     pub reply_ready: EventCount,
+    _pad: u32,
     /// 1 while announced as a waiter (of `reply_ready` or `space_ready`).
     pub waiting: AtomicU32,
     /// Which event count `waiting` refers to: 0 `reply_ready`, 1 `space_ready`.
@@ -483,6 +484,8 @@ mod checks {
     const _: () = assert!(size_of::<ClientEntry>() <= ENTRY_SIZE);
     // `retries` was added in the zero bytes after `errors` (see
     // SERVICE_VERSION): the fields before it did not move.
+    const _: () = assert!(offset_of!(ClientEntry, reply_ready) == 16);
+    const _: () = assert!(offset_of!(ClientEntry, waiting) == 24);
     const _: () = assert!(offset_of!(ClientEntry, errors) == 64);
     const _: () = assert!(offset_of!(ClientEntry, retries) == 72);
     const _: () = assert!(offset_of!(ServiceCounters, retries) == 40);
@@ -569,8 +572,8 @@ zeroed_ctor! {
     ServiceShared {
         enqueue_pos: AtomicU64::new(0), _pad0: [0; LINE - 8],
         dequeue_pos: AtomicU64::new(0), _pad1: [0; LINE - 8],
-        request_ready: EventCount::new(), _pad2: [0; LINE - 8],
-        space_ready: EventCount::new(), _pad3: [0; LINE - 8],
+        request_ready: EventCount::new(), _pad2: [0; LINE - 4],
+        space_ready: EventCount::new(), _pad3: [0; LINE - 4],
         servers: AtomicU32::new(0), clients: AtomicU32::new(0), _pad4: [0; LINE - 8],
         server_deaths: AtomicU64::new(0),
         reaped_clients: AtomicU64::new(0), dropped: AtomicU64::new(0),
