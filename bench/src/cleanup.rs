@@ -83,12 +83,11 @@ pub const BUS_PREFIX: &str = "bench-";
 /// Message queues cannot be listed without mounting mqueue, so they are only
 /// removed by [`release_all`].
 pub fn sweep_stale() {
-    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+    let Ok(names) = shmbus::daemon::list_shm("") else {
         return;
     };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in &names {
+        let name = name.as_str();
         if let Some(rest) = name.strip_prefix(REGION_PREFIX) {
             if pid_is_dead(rest) {
                 let _ = nix::sys::mman::shm_unlink(format!("/{name}").as_str());

@@ -5,7 +5,7 @@
 //! the crate root. The project's own tests and benchmark use it to set up
 //! topics without a daemon.
 
-pub use crate::segment::{euid, list_shm, owner_of, removal_hint, shm_file};
+pub use crate::segment::{euid, list_shm, owner_of, removal_hint, shm_file, SHM_DIR};
 pub use crate::topic::{
     list_bus_topics, remove_bus_segments, remove_segment_files, Cleaned, ReapReport,
     SegmentIdentity, SegmentPerms, TopicOwner,

@@ -47,9 +47,13 @@ fn shm_path(name: &str) -> String {
     format!("/{name}")
 }
 
+/// Where POSIX shared memory keeps its objects on Linux (`shm_open` names
+/// are files here): the one place the path is written.
+pub const SHM_DIR: &str = "/dev/shm";
+
 /// Where POSIX shared memory keeps segment `name` on Linux.
 pub fn shm_file(name: &str) -> PathBuf {
-    PathBuf::from("/dev/shm").join(name)
+    PathBuf::from(SHM_DIR).join(name)
 }
 
 /// Modes `shmbusd` gives a topic's data segment: owner only, or opened to
@@ -393,7 +397,8 @@ impl Segment {
 
 /// Names of files in /dev/shm starting with `prefix`.
 pub fn list_shm(prefix: &str) -> Result<Vec<String>> {
-    let dir = std::fs::read_dir("/dev/shm").map_err(|e| Error::io("cannot list /dev/shm", e))?;
+    let dir =
+        std::fs::read_dir(SHM_DIR).map_err(|e| Error::io(format!("cannot list {SHM_DIR}"), e))?;
     let mut out: Vec<String> = dir
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
