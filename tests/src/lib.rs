@@ -560,3 +560,53 @@ fn locked_account_tool(cmd: &mut Command) -> std::process::Output {
     }
     out
 }
+
+// ---- Running the CLI, shared by the CLI tests ----
+
+/// Bound on one CLI command that should finish quickly; reached only by a
+/// hang.
+pub const CLI_LIMIT: Duration = Duration::from_secs(120);
+
+impl TestBus {
+    /// Runs `shmbus ARGS` on this bus to completion with an empty stdin.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_input(args, b"")
+    }
+
+    /// Runs `shmbus ARGS` on this bus to completion with `input` on stdin.
+    pub fn run_input(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+        run_with_input(self.cli().args(args), input, CLI_LIMIT)
+    }
+
+    /// [`TestBus::run`], asserting that it succeeded.
+    pub fn ok(&self, args: &[&str]) -> std::process::Output {
+        self.ok_input(args, b"")
+    }
+
+    /// [`TestBus::run_input`], asserting that it succeeded.
+    pub fn ok_input(&self, args: &[&str], input: &[u8]) -> std::process::Output {
+        let out = self.run_input(args, input);
+        assert!(out.status.success(), "shmbus {args:?}: {out:?}");
+        out
+    }
+}
+
+/// A command's stdout, which must be UTF-8.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// A command's stderr (invalid UTF-8 replaced).
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Removes bus `.0`'s segments from /dev/shm however the test ends (for
+/// tests that make topics without a daemon).
+pub struct RemoveSegments(pub String);
+
+impl Drop for RemoveSegments {
+    fn drop(&mut self) {
+        let _ = shmbus::daemon::remove_bus_segments(&self.0);
+    }
+}

@@ -6,24 +6,10 @@ use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use shmbus_tests::{line_channel, run_with_input, signal, wait_exit, wait_until, TestBus};
+use shmbus_tests::{line_channel, signal, stdout, wait_exit, wait_until, TestBus};
 
 /// Bound for anything that should happen quickly (never asserted as a time).
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn run(bus: &TestBus, args: &[&str]) -> Output {
-    run_with_input(bus.cli().args(args), b"", LIMIT)
-}
-
-fn ok(bus: &TestBus, args: &[&str]) -> Output {
-    let out = run(bus, args);
-    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("valid JSON on stdout")
@@ -43,26 +29,20 @@ impl Drop for Reaper {
 fn topics_lists_settings_and_usage_as_table_and_json() {
     let mut bus = TestBus::new("topics");
     bus.start_daemon();
-    let out = ok(&bus, &["topics"]);
+    let out = bus.ok(&["topics"]);
     assert_eq!(stdout(&out), format!("no topics on bus `{}`\n", bus.name));
-    assert_eq!(
-        json(&ok(&bus, &["topics", "--json"])),
-        serde_json::json!([])
-    );
+    assert_eq!(json(&bus.ok(&["topics", "--json"])), serde_json::json!([]));
 
-    let out = ok(
-        &bus,
-        &[
-            "create",
-            "sensors/imu",
-            "--capacity",
-            "64",
-            "--max-msg-size",
-            "1K",
-            "--policy",
-            "drop-oldest",
-        ],
-    );
+    let out = bus.ok(&[
+        "create",
+        "sensors/imu",
+        "--capacity",
+        "64",
+        "--max-msg-size",
+        "1K",
+        "--policy",
+        "drop-oldest",
+    ]);
     assert!(
         stdout(&out).starts_with(
             "created topic `sensors/imu`: 64 slots of up to 1.0 KiB, policy drop-oldest"
@@ -70,10 +50,10 @@ fn topics_lists_settings_and_usage_as_table_and_json() {
         "{}",
         stdout(&out)
     );
-    ok(&bus, &["pub", "sensors/imu", "a", "b", "c"]);
-    ok(&bus, &["pub", "auto", "x"]);
+    bus.ok(&["pub", "sensors/imu", "a", "b", "c"]);
+    bus.ok(&["pub", "auto", "x"]);
 
-    let doc = json(&ok(&bus, &["topics", "--json"]));
+    let doc = json(&bus.ok(&["topics", "--json"]));
     let list = doc.as_array().expect("array");
     assert_eq!(list.len(), 2, "{doc}");
     let imu = list
@@ -92,7 +72,7 @@ fn topics_lists_settings_and_usage_as_table_and_json() {
     assert_eq!(auto["published"], 1);
 
     // The table: a header, one aligned row per topic, sizes with units.
-    let table = stdout(&ok(&bus, &["ls"]));
+    let table = stdout(&bus.ok(&["ls"]));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     for col in [
@@ -122,7 +102,7 @@ fn topics_lists_settings_and_usage_as_table_and_json() {
 fn stats_json_has_the_counters_of_topics_and_subscribers() {
     let mut bus = TestBus::new("stats");
     bus.start_daemon();
-    ok(&bus, &["create", "s", "--capacity", "16"]);
+    bus.ok(&["create", "s", "--capacity", "16"]);
     let mut sub = Reaper(
         bus.cli()
             .args(["sub", "s"])
@@ -131,9 +111,9 @@ fn stats_json_has_the_counters_of_topics_and_subscribers() {
             .unwrap(),
     );
     bus.wait_subscribers("s", 1);
-    ok(&bus, &["pub", "s", "1", "2", "3", "4", "5"]);
+    bus.ok(&["pub", "s", "1", "2", "3", "4", "5"]);
     let delivered_all = || {
-        let doc = json(&ok(&bus, &["stats", "s", "--json", "--interval", "10ms"]));
+        let doc = json(&bus.ok(&["stats", "s", "--json", "--interval", "10ms"]));
         doc["topics"][0]["subscriber_stats"][0]["delivered"] == 5
     };
     assert!(
@@ -141,7 +121,7 @@ fn stats_json_has_the_counters_of_topics_and_subscribers() {
         "subscriber did not get 5 messages"
     );
 
-    let doc = json(&ok(&bus, &["stats", "--json", "--interval", "50ms"]));
+    let doc = json(&bus.ok(&["stats", "--json", "--interval", "50ms"]));
     assert_eq!(doc["bus"], bus.name.as_str());
     assert_eq!(doc["interval_ms"], 50);
     let t = &doc["topics"][0];
@@ -163,7 +143,7 @@ fn stats_json_has_the_counters_of_topics_and_subscribers() {
     assert!(s["waiting"].is_boolean(), "{s}");
 
     // The table names the subscriber with its pid.
-    let table = stdout(&ok(&bus, &["stats", "--interval", "10ms"]));
+    let table = stdout(&bus.ok(&["stats", "--interval", "10ms"]));
     assert!(table.contains("SUBSCRIBERS"), "{table}");
     let row = table
         .lines()
@@ -179,7 +159,7 @@ fn stats_json_has_the_counters_of_topics_and_subscribers() {
 fn stats_watch_prints_a_frame_per_interval_with_rates_until_ctrl_c() {
     let mut bus = TestBus::new("watch");
     bus.start_daemon();
-    ok(&bus, &["pub", "w", "x"]);
+    bus.ok(&["pub", "w", "x"]);
     let mut watch = Reaper(
         bus.cli()
             .args(["stats", "--watch", "--json", "--interval", "100ms"])
@@ -228,7 +208,7 @@ fn create_validates_settings_naming_the_rule_and_rm_removes() {
     let mut bus = TestBus::new("manage");
     bus.start_daemon();
     let refused = |args: &[&str], rule: &str| {
-        let out = run(&bus, args);
+        let out = bus.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -264,17 +244,14 @@ fn create_validates_settings_naming_the_rule_and_rm_removes() {
     refused(&["sub", "ok", "bad*"], "whole segments");
     refused(&["sub", "ok", "bad name"], "may only contain");
     refused(&["rm", "a/"], "must not start or end with `/`");
-    assert_eq!(
-        json(&ok(&bus, &["topics", "--json"])),
-        serde_json::json!([])
-    );
+    assert_eq!(json(&bus.ok(&["topics", "--json"])), serde_json::json!([]));
 
-    ok(&bus, &["create", "keep"]);
-    let out = ok(&bus, &["create", "gone", "--capacity", "2"]);
+    bus.ok(&["create", "keep"]);
+    let out = bus.ok(&["create", "gone", "--capacity", "2"]);
     assert!(stdout(&out).contains("2 slots"), "{}", stdout(&out));
-    let out = ok(&bus, &["rm", "gone"]);
+    let out = bus.ok(&["rm", "gone"]);
     assert_eq!(stdout(&out), "removed topic `gone`\n");
-    let doc = json(&ok(&bus, &["topics", "--json"]));
+    let doc = json(&bus.ok(&["topics", "--json"]));
     let names: Vec<&str> = doc
         .as_array()
         .unwrap()
@@ -283,7 +260,7 @@ fn create_validates_settings_naming_the_rule_and_rm_removes() {
         .collect();
     assert_eq!(names, ["keep"]);
 
-    let out = run(&bus, &["rm", "never-was"]);
+    let out = bus.run(&["rm", "never-was"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

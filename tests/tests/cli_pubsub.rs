@@ -8,30 +8,10 @@ use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use shmbus_tests::{run_with_input, signal, wait_exit, TestBus};
+use shmbus_tests::{run_with_input, signal, stderr, stdout, wait_exit, TestBus};
 
 /// Bound for one CLI command that should finish quickly.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `shmbus ARGS` to completion with an empty stdin.
-fn run(bus: &TestBus, args: &[&str]) -> Output {
-    run_with_input(bus.cli().args(args), b"", LIMIT)
-}
-
-/// Runs `shmbus ARGS` and asserts it succeeded.
-fn ok(bus: &TestBus, args: &[&str]) -> Output {
-    let out = run(bus, args);
-    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A running `shmbus sub` whose stdout and stderr are collected on threads.
 struct Sub {
@@ -101,10 +81,7 @@ fn text_round_trip_of_arguments() {
     let plain = Sub::start(&bus, &["greet", "-c", "4"], &["greet"]);
     let verbose = Sub::start(&bus, &["-v", "greet", "-c", "4"], &[]);
     bus.wait_subscribers("greet", 2);
-    let out = ok(
-        &bus,
-        &["pub", "-v", "greet", "hello", "grüße ☃", "", "a\tb"],
-    );
+    let out = bus.ok(&["pub", "-v", "greet", "hello", "grüße ☃", "", "a\tb"]);
     assert_eq!(
         stdout(&out),
         "published 4 messages to `greet` (2 subscribers attached)\n"
@@ -129,7 +106,7 @@ fn stdin_lines_stream_complete_and_in_order() {
     bus.start_daemon();
     // A small `block` ring: the publisher has to wait for the subscriber
     // again and again, and still nothing may be lost.
-    ok(&bus, &["create", "stream", "--capacity", "64"]);
+    bus.ok(&["create", "stream", "--capacity", "64"]);
     let sub = Sub::start(&bus, &["stream", "-c", &N.to_string()], &["stream"]);
     let input: String = (0..N).map(|i| format!("line {i}\n")).collect();
     let out = run_with_input(bus.cli().args(["pub", "stream"]), input.as_bytes(), LIMIT);
@@ -154,7 +131,7 @@ fn stdin_lines_stream_complete_and_in_order() {
 fn binary_file_is_exact_in_raw_and_hex_and_max_size_is_the_limit() {
     let mut bus = TestBus::new("binary");
     bus.start_daemon();
-    ok(&bus, &["create", "bin", "--max-msg-size", "256"]);
+    bus.ok(&["create", "bin", "--max-msg-size", "256"]);
     let all: Vec<u8> = (0..=255u8).collect();
     let file = bus.dir().join("all.bin");
     std::fs::write(&file, &all).unwrap();
@@ -164,8 +141,8 @@ fn binary_file_is_exact_in_raw_and_hex_and_max_size_is_the_limit() {
     let hex = Sub::start(&bus, &["bin", "-c", "2", "--format", "hex"], &[]);
     bus.wait_subscribers("bin", 2);
     // Exactly the topic's max size passes; one byte more is refused.
-    ok(&bus, &["pub", "bin", "-f", file]);
-    ok(&bus, &["pub", "bin", "-f", "/dev/null"]);
+    bus.ok(&["pub", "bin", "-f", file]);
+    bus.ok(&["pub", "bin", "-f", "/dev/null"]);
 
     let got = raw.finish();
     assert!(got.status.success(), "{got:?}");
@@ -177,7 +154,7 @@ fn binary_file_is_exact_in_raw_and_hex_and_max_size_is_the_limit() {
 
     let over = bus.dir().join("over.bin");
     std::fs::write(&over, vec![7u8; 257]).unwrap();
-    let out = run(&bus, &["pub", "bin", "-f", over.to_str().unwrap()]);
+    let out = bus.run(&["pub", "bin", "-f", over.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
     assert!(
@@ -219,11 +196,11 @@ fn json_carries_every_field_and_base64_for_binary() {
             .as_nanos() as u64
     };
     let before = epoch_ns();
-    ok(&bus, &["pub", "j/t", "héllo"]);
+    bus.ok(&["pub", "j/t", "héllo"]);
     let file = bus.dir().join("bin");
     std::fs::write(&file, [0xff, 0xfe, 0x00, 0x41]).unwrap();
-    ok(&bus, &["pub", "j/t", "-f", file.to_str().unwrap()]);
-    ok(&bus, &["pub", "j/t", ""]);
+    bus.ok(&["pub", "j/t", "-f", file.to_str().unwrap()]);
+    bus.ok(&["pub", "j/t", ""]);
     let after = epoch_ns();
 
     let got = sub.finish();
@@ -266,7 +243,7 @@ fn one_sub_interleaves_several_topics_in_arrival_order() {
     // Each publish is a process that ends before the next starts, so the
     // arrival order is known.
     for (topic, msg) in [("a/x", "1"), ("b", "2"), ("a/x", "3"), ("b", "4")] {
-        ok(&bus, &["pub", topic, msg]);
+        bus.ok(&["pub", topic, msg]);
     }
     let got = sub.finish();
     assert!(got.status.success(), "{got:?}");
@@ -278,7 +255,7 @@ fn count_ends_the_subscription() {
     let mut bus = TestBus::new("count");
     bus.start_daemon();
     let sub = Sub::start(&bus, &["c", "-c", "3"], &["c"]);
-    ok(&bus, &["pub", "c", "1", "2", "3", "4", "5"]);
+    bus.ok(&["pub", "c", "1", "2", "3", "4", "5"]);
     let got = sub.finish();
     assert_eq!(got.status.code(), Some(0), "{got:?}");
     assert_eq!(stdout(&got), "1\n2\n3\n");
@@ -288,10 +265,10 @@ fn count_ends_the_subscription() {
 fn from_start_gives_history_and_timeout_exits_3_with_what_came() {
     let mut bus = TestBus::new("history");
     bus.start_daemon();
-    ok(&bus, &["pub", "h", "old1", "old2"]);
+    bus.ok(&["pub", "h", "old1", "old2"]);
 
     // A new subscriber starts at the next message: nothing comes.
-    let out = run(&bus, &["sub", "h", "-W", "300ms"]);
+    let out = bus.run(&["sub", "h", "-W", "300ms"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(out.stdout.is_empty());
     assert!(
@@ -301,7 +278,7 @@ fn from_start_gives_history_and_timeout_exits_3_with_what_came() {
     );
 
     // With --from-start it gets the history, then times out waiting for more.
-    let out = run(&bus, &["sub", "h", "--from-start", "-c", "5", "-W", "2s"]);
+    let out = bus.run(&["sub", "h", "--from-start", "-c", "5", "-W", "2s"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(stdout(&out), "old1\nold2\n");
     assert!(
@@ -310,7 +287,7 @@ fn from_start_gives_history_and_timeout_exits_3_with_what_came() {
         stderr(&out)
     );
 
-    let out = ok(&bus, &["sub", "h", "--from-start", "-c", "2", "-W", "30s"]);
+    let out = bus.ok(&["sub", "h", "--from-start", "-c", "2", "-W", "30s"]);
     assert_eq!(stdout(&out), "old1\nold2\n");
 }
 
@@ -318,11 +295,11 @@ fn from_start_gives_history_and_timeout_exits_3_with_what_came() {
 fn too_large_message_fails_with_both_sizes_and_publishes_nothing_of_it() {
     let mut bus = TestBus::new("large");
     bus.start_daemon();
-    ok(&bus, &["create", "small", "--max-msg-size", "16"]);
+    bus.ok(&["create", "small", "--max-msg-size", "16"]);
     let big = "x".repeat(17);
 
     // Arguments are checked before any is published.
-    let out = run(&bus, &["pub", "small", "fits", &big]);
+    let out = bus.run(&["pub", "small", "fits", &big]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
     assert!(
@@ -348,7 +325,7 @@ fn too_large_message_fails_with_both_sizes_and_publishes_nothing_of_it() {
     assert_eq!(published(&bus, "small"), 1);
 
     // Exactly the limit is fine.
-    ok(&bus, &["pub", "small", &"y".repeat(16)]);
+    bus.ok(&["pub", "small", &"y".repeat(16)]);
     assert_eq!(published(&bus, "small"), 2);
 }
 
@@ -356,17 +333,14 @@ fn too_large_message_fails_with_both_sizes_and_publishes_nothing_of_it() {
 fn drop_oldest_losses_are_reported_on_stderr() {
     let mut bus = TestBus::new("lost");
     bus.start_daemon();
-    ok(
-        &bus,
-        &[
-            "create",
-            "lossy",
-            "--capacity",
-            "4",
-            "--policy",
-            "drop-oldest",
-        ],
-    );
+    bus.ok(&[
+        "create",
+        "lossy",
+        "--capacity",
+        "4",
+        "--policy",
+        "drop-oldest",
+    ]);
     let sub = Sub::start(&bus, &["lossy", "-c", "4"], &["lossy"]);
     // Stopped, it cannot keep up: 20 messages into a ring of 4 overwrite 16.
     signal(&sub.child, Signal::SIGSTOP);
@@ -386,10 +360,7 @@ fn repeat_publishes_each_message_n_times() {
     let mut bus = TestBus::new("repeat");
     bus.start_daemon();
     let sub = Sub::start(&bus, &["r", "-c", "6"], &["r"]);
-    ok(
-        &bus,
-        &["pub", "r", "a", "b", "--repeat", "3", "--interval", "1ms"],
-    );
+    bus.ok(&["pub", "r", "a", "b", "--repeat", "3", "--interval", "1ms"]);
     let got = sub.finish();
     assert!(got.status.success(), "{got:?}");
     assert_eq!(stdout(&got), "a\na\na\nb\nb\nb\n");

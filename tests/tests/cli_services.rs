@@ -6,34 +6,18 @@
 //! removed at SIGTERM and by `--clean`; counters logged on SIGUSR1).
 
 use std::io::Read;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::service::service_stats;
-use shmbus_tests::{run_with_input, signal, wait_exit, wait_for_line, wait_until, TestBus};
+use shmbus_tests::{signal, stderr, wait_exit, wait_for_line, wait_until, TestBus};
 
 /// Bound for one CLI command that should finish quickly.
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Bound for readiness waits.
 const READY: Duration = Duration::from_secs(20);
-
-/// Runs `shmbus ARGS` to completion with `input` on stdin.
-fn run(bus: &TestBus, args: &[&str], input: &[u8]) -> Output {
-    run_with_input(bus.cli().args(args), input, LIMIT)
-}
-
-/// Runs `shmbus ARGS` and asserts it succeeded.
-fn ok(bus: &TestBus, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let out = run(bus, args, input);
-    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
-    out.stdout
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A running `shmbus serve`, its stderr collected on a thread; killed when
 /// dropped.
@@ -155,29 +139,36 @@ fn echo_round_trips_text_binary_and_empty() {
     let mut serve = Serve::start(&bus, "echo", &["--echo"], 1);
 
     assert_eq!(
-        ok(&bus, &["call", "echo", "hello world"], b""),
+        bus.ok_input(&["call", "echo", "hello world"], b"").stdout,
         b"hello world\n"
     );
     // stdin as one request, byte for byte, every byte value.
     let all: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
-    assert_eq!(ok(&bus, &["call", "echo", "--format", "raw"], &all), all);
     assert_eq!(
-        ok(
-            &bus,
-            &["call", "echo", "-f", "-", "--format", "hex"],
-            b"\x00\xff"
-        ),
+        bus.ok_input(&["call", "echo", "--format", "raw"], &all)
+            .stdout,
+        all
+    );
+    assert_eq!(
+        bus.ok_input(&["call", "echo", "-f", "-", "--format", "hex"], b"\x00\xff")
+            .stdout,
         b"00ff\n"
     );
-    assert_eq!(ok(&bus, &["call", "echo", "--format", "raw"], b""), b"");
-    let json = ok(&bus, &["call", "echo", "héllo", "--format", "json"], b"");
+    assert_eq!(
+        bus.ok_input(&["call", "echo", "--format", "raw"], b"")
+            .stdout,
+        b""
+    );
+    let json = bus
+        .ok_input(&["call", "echo", "héllo", "--format", "json"], b"")
+        .stdout;
     let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON reply");
     assert_eq!(v["service"], "echo");
     assert_eq!(v["payload"], "héllo");
     assert_eq!(v["length"], 6);
     // Too large a request is refused before it is sent, with both sizes.
     let big = vec![b'x'; 5000];
-    let out = run(&bus, &["call", "echo"], &big);
+    let out = bus.run_input(&["call", "echo"], &big);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr(&out).contains(
@@ -202,11 +193,18 @@ fn command_answers_inetd_style_and_its_failures_are_error_replies() {
         &["--workers", "2", "--", "tr", "a-z", "A-Z"],
         2,
     );
-    assert_eq!(ok(&bus, &["call", "upper", "hello"], b""), b"HELLO\n");
-    // A reply made by a command ends in a newline: text drops it, raw keeps it.
-    assert_eq!(ok(&bus, &["call", "upper"], b"line one\n"), b"LINE ONE\n");
     assert_eq!(
-        ok(&bus, &["call", "upper", "--format", "raw"], b"line one\n"),
+        bus.ok_input(&["call", "upper", "hello"], b"").stdout,
+        b"HELLO\n"
+    );
+    // A reply made by a command ends in a newline: text drops it, raw keeps it.
+    assert_eq!(
+        bus.ok_input(&["call", "upper"], b"line one\n").stdout,
+        b"LINE ONE\n"
+    );
+    assert_eq!(
+        bus.ok_input(&["call", "upper", "--format", "raw"], b"line one\n")
+            .stdout,
         b"LINE ONE\n"
     );
 
@@ -216,7 +214,7 @@ fn command_answers_inetd_style_and_its_failures_are_error_replies() {
         &["--", "sh", "-c", "echo 'cannot parse input' >&2; exit 3"],
         1,
     );
-    let out = run(&bus, &["call", "fails", "x"], b"");
+    let out = bus.run_input(&["call", "fails", "x"], b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(
         stderr(&out),
@@ -238,7 +236,7 @@ fn command_answers_inetd_style_and_its_failures_are_error_replies() {
         1,
     );
     // One byte over the limit.
-    let out = run(&bus, &["call", "big", "x"], b"");
+    let out = bus.run_input(&["call", "big", "x"], b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr(&out).contains("over the service's max reply size of 100 bytes"),
@@ -259,7 +257,7 @@ fn call_without_a_server_fails_at_once() {
     let mut bus = TestBus::new("noserver");
     bus.start_daemon();
     // Never created.
-    let out = run(&bus, &["call", "nobody", "hi", "-W", "30s"], b"");
+    let out = bus.run_input(&["call", "nobody", "hi", "-W", "30s"], b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(
         stderr(&out),
@@ -270,7 +268,7 @@ fn call_without_a_server_fails_at_once() {
     signal(&serve.child, Signal::SIGTERM);
     let (status, _) = serve.wait();
     assert!(status.success());
-    let out = run(&bus, &["call", "gone", "hi", "-W", "30s"], b"");
+    let out = bus.run_input(&["call", "gone", "hi", "-W", "30s"], b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         stderr(&out).contains("no server for service `gone`"),
@@ -356,7 +354,7 @@ fn call_timeout_exits_3_and_ctrl_c_exits_1() {
     let mut bus = TestBus::new("timeout");
     bus.start_daemon();
     let _serve = Serve::start(&bus, "slow", &["--workers", "2", "--", "sleep", "30"], 2);
-    let out = run(&bus, &["call", "slow", "x", "-W", "300ms"], b"");
+    let out = bus.run_input(&["call", "slow", "x", "-W", "300ms"], b"");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(
         stderr(&out)
@@ -380,16 +378,16 @@ fn call_timeout_exits_3_and_ctrl_c_exits_1() {
 fn services_lists_members_and_counters() {
     let mut bus = TestBus::new("list");
     bus.start_daemon();
-    let none = ok(&bus, &["services"], b"");
+    let none = bus.ok_input(&["services"], b"").stdout;
     assert_eq!(
         String::from_utf8(none).unwrap(),
         format!("no services on bus `{}`\n", bus.name)
     );
     let _serve = Serve::start(&bus, "math/add", &["--echo", "--workers", "2"], 2);
     for i in 0..3 {
-        ok(&bus, &["call", "math/add", &i.to_string()], b"");
+        bus.ok_input(&["call", "math/add", &i.to_string()], b"");
     }
-    let json = ok(&bus, &["services", "--json"], b"");
+    let json = bus.ok_input(&["services", "--json"], b"").stdout;
     let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
     let list = v.as_array().expect("array");
     assert_eq!(list.len(), 1, "{v}");
@@ -420,7 +418,7 @@ fn services_lists_members_and_counters() {
     let p99 = s["p99_ns"].as_u64().expect("p99");
     assert!(p50 > 0 && p50 <= p90 && p90 <= p99, "{s}");
 
-    let table = String::from_utf8(ok(&bus, &["services"], b"")).unwrap();
+    let table = String::from_utf8(bus.ok_input(&["services"], b"").stdout).unwrap();
     let mut lines = table.lines();
     let header = lines.next().unwrap();
     assert!(header.starts_with("SERVICE"), "{table}");
@@ -439,11 +437,14 @@ fn services_lists_members_and_counters() {
     }
 
     // `shmbus stats` shows them after the topics.
-    let stats = String::from_utf8(ok(&bus, &["stats", "--interval", "10ms"], b"")).unwrap();
+    let stats =
+        String::from_utf8(bus.ok_input(&["stats", "--interval", "10ms"], b"").stdout).unwrap();
     let services = stats.split("\nSERVICES\n").nth(1).expect(&stats);
     assert!(services.starts_with("SERVICE "), "{stats}");
     assert!(services.contains("\nmath/add "), "{stats}");
-    let json = ok(&bus, &["stats", "--json", "--interval", "10ms"], b"");
+    let json = bus
+        .ok_input(&["stats", "--json", "--interval", "10ms"], b"")
+        .stdout;
     let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
     assert_eq!(v["services"][0]["service"], "math/add", "{v}");
     assert_eq!(v["services"][0]["servers"], 2, "{v}");
@@ -454,7 +455,7 @@ fn daemon_sigterm_removes_service_segments_and_serve_stops() {
     let mut bus = TestBus::new("sigterm");
     bus.start_daemon();
     let mut serve = Serve::start(&bus, "echo", &["--echo"], 1);
-    assert_eq!(ok(&bus, &["call", "echo", "hi"], b""), b"hi\n");
+    assert_eq!(bus.ok_input(&["call", "echo", "hi"], b"").stdout, b"hi\n");
     assert!(has_service_file(&bus), "{:?}", bus.shm_files());
     let mut daemon = bus.take_daemon().expect("daemon");
     signal(&daemon, Signal::SIGTERM);
@@ -478,14 +479,17 @@ fn daemon_restart_keeps_services_and_clean_removes_them() {
         bus_name = bus.name.clone();
         // A service before any daemon: services do not need one.
         let serve = Serve::start(&bus, "echo", &["--echo"], 1);
-        assert_eq!(ok(&bus, &["call", "echo", "one"], b""), b"one\n");
+        assert_eq!(bus.ok_input(&["call", "echo", "one"], b"").stdout, b"one\n");
         // A starting daemon adopts the bus's leftovers: the service stays.
         bus.start_daemon();
         assert!(has_service_file(&bus), "{:?}", bus.shm_files());
-        assert_eq!(ok(&bus, &["call", "echo", "two"], b""), b"two\n");
+        assert_eq!(bus.ok_input(&["call", "echo", "two"], b"").stdout, b"two\n");
         bus.kill_daemon();
         bus.start_daemon();
-        assert_eq!(ok(&bus, &["call", "echo", "three"], b""), b"three\n");
+        assert_eq!(
+            bus.ok_input(&["call", "echo", "three"], b"").stdout,
+            b"three\n"
+        );
         bus.kill_daemon();
         drop(serve);
         // No daemon and a dead server: --clean removes the service's segment.
@@ -506,7 +510,7 @@ fn sigusr1_logs_service_counters() {
     let logs = bus.start_daemon_logged(&[]);
     let _serve = Serve::start(&bus, "echo", &["--echo"], 1);
     for _ in 0..2 {
-        ok(&bus, &["call", "echo", "hi"], b"");
+        bus.ok_input(&["call", "echo", "hi"], b"");
     }
     let daemon = bus.daemon().expect("daemon");
     signal(daemon, Signal::SIGUSR1);

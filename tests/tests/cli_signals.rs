@@ -4,7 +4,7 @@
 //! shows its lag growing), and the daemon shutting the bus down.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -12,12 +12,6 @@ use shmbus_tests::{run_with_input, signal, wait_exit, wait_until, TestBus};
 
 /// Bound for anything that should happen quickly (never asserted as a time).
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn ok(bus: &TestBus, args: &[&str]) -> Output {
-    let out = run_with_input(bus.cli().args(args), b"", LIMIT);
-    assert!(out.status.success(), "shmbus {args:?}: {out:?}");
-    out
-}
 
 /// Kills a child left running by a failed assertion.
 struct Reaper(Child);
@@ -54,7 +48,7 @@ fn sigint_ends_a_waiting_sub_with_its_output_flushed() {
             .unwrap(),
     );
     bus.wait_subscribers("calm", 1);
-    ok(&bus, &["pub", "calm", "one", "two", "three"]);
+    bus.ok(&["pub", "calm", "one", "two", "three"]);
     assert!(
         wait_until(LIMIT, || subscriber(&bus, "calm").delivered == 3),
         "the subscriber did not take the 3 messages"
@@ -116,7 +110,7 @@ fn sub_into_closed_pipe(bus: &TestBus, topic: &str, publish_more: bool) -> (Opti
             .unwrap(),
     );
     bus.wait_subscribers(topic, 1);
-    ok(bus, &["pub", topic, "first"]);
+    bus.ok(&["pub", topic, "first"]);
     let mut reader = BufReader::new(sub.0.stdout.take().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -124,7 +118,7 @@ fn sub_into_closed_pipe(bus: &TestBus, topic: &str, publish_more: bool) -> (Opti
     drop(reader);
     if publish_more {
         // The next write finds the pipe closed.
-        ok(bus, &["pub", topic, "second", "third"]);
+        bus.ok(&["pub", topic, "second", "third"]);
     }
     let status = wait_exit(&mut sub.0, LIMIT);
     let mut err = String::new();
@@ -158,7 +152,7 @@ fn closed_pipe_ends_an_idle_sub_quietly() {
 fn stopped_subscriber_fills_a_block_ring_pub_times_out_and_stats_show_lag() {
     let mut bus = TestBus::new("stopped");
     bus.start_daemon();
-    ok(&bus, &["create", "held", "--capacity", "8"]);
+    bus.ok(&["create", "held", "--capacity", "8"]);
     let mut sub = Reaper(
         bus.cli()
             .args(["sub", "held"])
@@ -171,9 +165,9 @@ fn stopped_subscriber_fills_a_block_ring_pub_times_out_and_stats_show_lag() {
     signal(&sub.0, Signal::SIGSTOP);
     let pid = sub.0.id() as u64;
 
-    ok(&bus, &["pub", "held", "1", "2", "3"]);
+    bus.ok(&["pub", "held", "1", "2", "3"]);
     let lag_of = |bus: &TestBus| -> u64 {
-        let out = ok(bus, &["stats", "held", "--json", "--interval", "10ms"]);
+        let out = bus.ok(&["stats", "held", "--json", "--interval", "10ms"]);
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
         let s = &doc["topics"][0]["subscriber_stats"][0];
         assert_eq!(s["pid"].as_u64(), Some(pid), "{doc}");
@@ -181,7 +175,7 @@ fn stopped_subscriber_fills_a_block_ring_pub_times_out_and_stats_show_lag() {
         s["lag"].as_u64().expect("lag")
     };
     assert_eq!(lag_of(&bus), 3);
-    ok(&bus, &["pub", "held", "4", "5", "6"]);
+    bus.ok(&["pub", "held", "4", "5", "6"]);
     assert_eq!(
         lag_of(&bus),
         6,
@@ -225,7 +219,7 @@ fn sub_ends_with_0_when_the_daemon_shuts_the_bus_down() {
             .unwrap(),
     );
     bus.wait_subscribers("going", 1);
-    ok(&bus, &["pub", "going", "last words"]);
+    bus.ok(&["pub", "going", "last words"]);
     let mut daemon = bus.take_daemon().expect("daemon");
     signal(&daemon, Signal::SIGTERM);
     assert_eq!(wait_exit(&mut daemon, LIMIT).code(), Some(0));

@@ -3,21 +3,13 @@
 //! 2), plus the self-describing parts: `--help` with an example on every
 //! subcommand, shell completions, and a smoke run of `shmbus bench`.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use shmbus_tests::{bin, run_with_input, TestBus};
+use shmbus_tests::{bin, run_with_input, stderr, TestBus};
 
 /// Bound for one CLI command (never asserted as a time).
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn run(bus: &TestBus, args: &[&str]) -> Output {
-    run_with_input(bus.cli().args(args), b"", LIMIT)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn no_daemon_says_how_to_start_one_and_exits_1() {
@@ -37,7 +29,7 @@ fn no_daemon_says_how_to_start_one_and_exits_1() {
         &["create", "t"],
         &["rm", "t"],
     ] {
-        let out = run(&bus, args);
+        let out = bus.run(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert_eq!(stderr(&out), want, "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
@@ -72,7 +64,7 @@ fn usage_errors_are_one_line_and_exit_2() {
         (&["pub", "a//b", "x"], "must not contain an empty segment"),
         (&["create", "t", "--capacity", "3"], "power of two"),
     ] {
-        let out = run(&bus, args);
+        let out = bus.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let err = stderr(&out);
         assert!(
@@ -96,7 +88,7 @@ fn usage_errors_are_one_line_and_exit_2() {
 #[test]
 fn every_subcommand_has_help_with_an_example() {
     let bus = TestBus::new("help");
-    let out = run(&bus, &["--help"]);
+    let out = bus.run(&["--help"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let top = String::from_utf8_lossy(&out.stdout).into_owned();
     for sub in [
@@ -113,7 +105,7 @@ fn every_subcommand_has_help_with_an_example() {
             top.contains(&format!("  {sub} ")),
             "{sub} missing from:\n{top}"
         );
-        let out = run(&bus, &[sub, "--help"]);
+        let out = bus.run(&[sub, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{sub}: {out:?}");
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(help.contains("Examples:"), "{sub}:\n{help}");
@@ -129,7 +121,7 @@ fn completions_are_scripts_for_each_shell() {
         ("zsh", "#compdef shmbus"),
         ("fish", "complete -c shmbus"),
     ] {
-        let out = run(&bus, &["completions", shell]);
+        let out = bus.run(&["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains(marker), "{shell}:\n{script}");
@@ -138,7 +130,7 @@ fn completions_are_scripts_for_each_shell() {
         }
     }
     // The bash script is valid bash.
-    let out = run(&bus, &["completions", "bash"]);
+    let out = bus.run(&["completions", "bash"]);
     let path = bus.dir().join("shmbus.bash");
     std::fs::write(&path, &out.stdout).unwrap();
     let check = std::process::Command::new("bash")
@@ -155,17 +147,14 @@ fn bench_runs_and_reports_json() {
     // runs the benchmark (children re-executed from the `shmbus` binary) and
     // reports, not how fast anything is.
     let bus = TestBus::new("bench");
-    let out = run(
-        &bus,
-        &[
-            "bench",
-            "--quick",
-            "--only",
-            "throughput",
-            "--json",
-            "--no-progress",
-        ],
-    );
+    let out = bus.run(&[
+        "bench",
+        "--quick",
+        "--only",
+        "throughput",
+        "--json",
+        "--no-progress",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench JSON");
     let rows = report["rows"].as_array().expect("rows");

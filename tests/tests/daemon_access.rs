@@ -6,12 +6,12 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::names::{segment_name, Part};
-use shmbus_tests::{bin, line_channel, signal, wait_exit, wait_for_line, TestBus};
+use shmbus_tests::{bin, line_channel, signal, stderr, wait_exit, wait_for_line, TestBus};
 
 const NOBODY: u32 = 65534;
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,10 +36,6 @@ fn cli_as_nobody(bus: &TestBus) -> Command {
         .arg("--runtime-dir")
         .arg(&bus.runtime_dir);
     cmd
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Lets other users through the test's private temporary directory (but

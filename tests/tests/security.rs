@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use shmbus::control::{encode_frame, Op, Request, Role, MAX_REQUEST_LEN, PROTOCOL_VERSION};
 use shmbus::names::{lock_path, segment_name, socket_path, Part};
-use shmbus_tests::{bin, line_channel, wait_exit, wait_for_line, wait_until, TestBus};
+use shmbus_tests::{bin, line_channel, stderr, wait_exit, wait_for_line, wait_until, TestBus};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NOBODY: u32 = 65534;
@@ -33,10 +33,6 @@ fn mode(path: &Path) -> u32 {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .mode()
         & 0o7777
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A daemon the test spawned itself (with a umask or a resource limit set

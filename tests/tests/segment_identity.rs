@@ -16,21 +16,16 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use shmbus::names::{segment_name, Part};
 use shmbus::SubscribeOptions;
 use shmbus_tests::{
-    bin, process_state, signal, wait_exit, wait_for_line, wait_until, OtherUser, TestBus,
+    bin, process_state, signal, stderr, wait_exit, wait_for_line, wait_until, OtherUser, TestBus,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn shm_path(bus: &TestBus, topic: &str, part: Part) -> PathBuf {
     Path::new("/dev/shm").join(segment_name(&bus.name, topic, part))

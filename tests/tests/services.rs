@@ -11,17 +11,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use shmbus::service::{list_bus_services, service_stats};
 use shmbus_tests::{
-    bin, line_channel, process_state, signal, unique_bus, wait_exit, wait_until, TestBus,
+    bin, line_channel, process_state, signal, unique_bus, wait_exit, wait_until, RemoveSegments,
+    TestBus,
 };
-
-/// Removes the bus's segments however the test ends.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = shmbus::daemon::remove_bus_segments(&self.0);
-    }
-}
 
 /// A process with its stdout as a channel of lines; killed when dropped.
 struct Proc {
@@ -98,7 +90,7 @@ fn call_one(bus: &str, name: &str, timeout_ms: u64) -> String {
 /// and both servers take a share.
 fn load(tag: &str, clients: u64, calls: u64, in_flight: u32) {
     let bus = unique_bus(tag);
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     let servers = [server(&bus, "load", 0, 16), server(&bus, "load", 1, 16)];
     let procs: Vec<Proc> = (0..clients)
         .map(|tag| {
@@ -153,7 +145,7 @@ fn two_servers_eight_clients_one_call_at_a_time_every_reply_is_its_own() {
 #[test]
 fn a_server_killed_while_holding_a_call_gives_server_gone() {
     let bus = unique_bus("svcgone");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     let mut holder = Proc::spawn(&["hold", &bus, "h"]);
     assert_eq!(holder.line(), "ready");
     // A generous timeout: the answer must be ServerGone, long before it.
@@ -197,7 +189,7 @@ fn kill_the_holder(
 #[test]
 fn a_server_killed_holding_an_idempotent_call_hands_it_to_another_server() {
     let bus = unique_bus("svcretry");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     // A plain call: another server is there, yet the caller must not
     // repeat the call on its own.
     let (outcome, s) = kill_the_holder(&bus, "plain", "call-one", true);
@@ -229,7 +221,7 @@ fn a_server_killed_holding_an_idempotent_call_hands_it_to_another_server() {
 #[test]
 fn no_server_fails_at_once() {
     let bus = unique_bus("svcnone");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     // Never created.
     assert_eq!(call_one(&bus, "nobody", 30_000), "NoServer");
     // Created by a server that is gone now (killed: its entry is reaped by
@@ -244,7 +236,7 @@ fn no_server_fails_at_once() {
 #[test]
 fn a_client_killed_with_calls_in_flight_is_replaced_and_servers_go_on() {
     let bus = unique_bus("svcclient");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     // One client entry only: the next client must reuse the dead one's.
     let _servers = [server(&bus, "c", 0, 1), server(&bus, "c", 1, 1)];
     let mut flood = Proc::spawn(&["flood", &bus, "c", "100"]);
@@ -275,7 +267,7 @@ fn calls_in_flight_complete_across_a_daemon_restart() {
     // that calls are surely in flight (queued) while the daemon dies and a
     // new one adopts the service.
     let mut bus = TestBus::new("svcdaemon");
-    let _cleanup = Cleanup(bus.name.clone());
+    let _cleanup = RemoveSegments(bus.name.clone());
     bus.start_daemon();
     let servers = [
         server(&bus.name, "load", 0, 16),

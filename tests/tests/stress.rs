@@ -8,16 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use shmbus::daemon::{SegmentPerms, TopicOwner};
 use shmbus::{Policy, Publisher, SubscribeOptions, Subscriber, TopicConfig};
-use shmbus_tests::{mix, signal, unique_bus, wait_exit, wait_until, TestClient};
-
-/// Removes the bus's segments however the test ends.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = shmbus::daemon::remove_bus_segments(&self.0);
-    }
-}
+use shmbus_tests::{mix, signal, unique_bus, wait_exit, wait_until, RemoveSegments, TestClient};
 
 fn topic(bus: &str, name: &str, capacity: u64, policy: Policy, subs: u32) -> TopicOwner {
     let cfg = TopicConfig {
@@ -65,7 +56,7 @@ fn run_stress(bus: &str, name: &str, pubs: u32, subs: u32, per_pub: u64) -> Vec<
 #[test]
 fn block_every_subscriber_gets_every_message_in_order() {
     let bus = unique_bus("stressblock");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     let owner = topic(&bus, "load", 256, Policy::Block, 8);
     let (pubs, subs, per_pub) = (2u32, 3u32, 100_000u64);
     let summaries = run_stress(&bus, "load", pubs, subs, per_pub);
@@ -95,7 +86,7 @@ fn block_every_subscriber_gets_every_message_in_order() {
 #[test]
 fn drop_oldest_delivered_plus_lost_is_published() {
     let bus = unique_bus("stressdrop");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     // A small ring so that subscribers on a 2-core machine really are lapped.
     let owner = topic(&bus, "load", 64, Policy::DropOldest, 8);
     let (pubs, subs, per_pub) = (2u32, 2u32, 100_000u64);
@@ -114,7 +105,7 @@ fn drop_oldest_delivered_plus_lost_is_published() {
 #[test]
 fn killed_slowest_subscriber_is_reaped_and_publishers_go_on() {
     let bus = unique_bus("killsub");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     let owner = topic(&bus, "t", 16, Policy::Block, 4);
     let mut idle = TestClient::spawn(&["idle-sub", &bus, "t"]);
     assert_eq!(idle.line(), "ready");
@@ -157,7 +148,7 @@ fn killed_slowest_subscriber_is_reaped_and_publishers_go_on() {
 #[test]
 fn killed_publisher_mid_write_is_reaped_and_subscribers_skip_its_slot() {
     let bus = unique_bus("killpub");
-    let _cleanup = Cleanup(bus.clone());
+    let _cleanup = RemoveSegments(bus.clone());
     let owner = topic(&bus, "t", 16, Policy::Block, 4);
     let mut s = Subscriber::attach(&bus, "t", SubscribeOptions::default()).unwrap();
     // A process claims sequence 0, starts writing, and is parked there (a
