@@ -11,7 +11,7 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
-step "system tools the tests use (valgrind for the C API leak check)"
+step "system tools the tests use (valgrind for the C API leak check, iproute2 for the network-namespace bridge test)"
 # Tests that need a tool or root are #[ignore]d, saying why, when built
 # without it (tests/build.rs); as root on a fresh machine, install it.
 if ! command -v valgrind >/dev/null 2>&1; then
@@ -21,6 +21,15 @@ if ! command -v valgrind >/dev/null 2>&1; then
       || { apt-get update >/dev/null && apt-get install -y --no-install-recommends valgrind >/dev/null; }
   else
     echo "valgrind is missing and cannot be installed here: the leak check will be reported as ignored"
+  fi
+fi
+if ! command -v ip >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends iproute2 >/dev/null 2>&1 \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends iproute2 >/dev/null; }
+  else
+    echo "ip (iproute2) is missing and cannot be installed here: the network-namespace test will be reported as ignored"
   fi
 fi
 

@@ -266,7 +266,7 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn wait_returns_at_once_when_value_differs() {
+    fn wait_returns_when_value_differs() {
         let w = AtomicU32::new(1);
         assert_eq!(wait(&w, 0, None), WaitOutcome::Woken);
     }

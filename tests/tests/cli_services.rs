@@ -253,7 +253,7 @@ fn command_answers_inetd_style_and_its_failures_are_error_replies() {
 }
 
 #[test]
-fn call_without_a_server_fails_at_once() {
+fn call_without_a_server_fails_with_no_server() {
     let mut bus = TestBus::new("noserver");
     bus.start_daemon();
     // Never created.

@@ -219,7 +219,7 @@ fn a_server_killed_holding_an_idempotent_call_hands_it_to_another_server() {
 }
 
 #[test]
-fn no_server_fails_at_once() {
+fn a_client_without_a_server_gets_no_server() {
     let bus = unique_bus("svcnone");
     let _cleanup = RemoveSegments(bus.clone());
     // Never created.

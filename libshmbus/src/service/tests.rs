@@ -72,7 +72,7 @@ fn echo_server(
 }
 
 #[test]
-fn no_server_fails_at_once() {
+fn attaching_without_a_server_is_no_server() {
     let bus = Bus::new("none");
     let e = Client::attach(&bus.0, "nobody").unwrap_err();
     assert!(matches!(e, Error::NoServer { .. }), "{e}");
@@ -538,7 +538,7 @@ fn a_removed_service_is_closed_for_its_server() {
 /// when the request queue is full (it takes no timeout), then awaits its
 /// reply like `call`.
 #[test]
-fn call_waits_and_try_call_refuses_a_full_queue_at_once() {
+fn call_waits_and_try_call_refuses_a_full_queue() {
     let bus = Bus::new("triple");
     let cfg = small();
     let (stop, h) = echo_server(&bus.0, "echo", &cfg);
