@@ -72,12 +72,9 @@ pub const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// sit in bytes that were zero and unused before, so an older segment
 /// reads 0 retries, which is true of its clients (none could retry).
 pub const SERVICE_VERSION: u32 = 2;
-/// Size of the header area (and the page alignment used).
-pub const HEADER_SIZE: usize = 4096;
-/// Spacing between independently written fields.
-pub const LINE: usize = 128;
-/// Size of one server or client entry.
-pub const ENTRY_SIZE: usize = 128;
+/// The header size, line spacing and entry size are the topics' own
+/// (`crate::layout`): one set of constants for every segment.
+pub use crate::layout::{ENTRY_SIZE, HEADER_SIZE, LINE};
 /// Size of a cell's or reply slot's header; the payload follows it.
 pub const CELL_HEADER_SIZE: usize = 64;
 /// Largest request or reply.
