@@ -726,3 +726,38 @@ fn loom_death_of_the_reaper_at_every_point() {
         });
     }
 }
+
+/// The pattern subscription's wake word (`watch.rs`, *Why a parked pattern
+/// subscriber never misses an announcement*): the daemon writes each
+/// announcement to the connection (modelled by a locked queue: a socket
+/// orders a write before the read that sees it), then bumps the word and
+/// wakes it; the subscriber reads the word, drains the connection, and
+/// sleeps only while the word still holds what it read. It never sleeps
+/// past an announcement. (With the bump before the write, the subscriber
+/// can drain an empty queue after reading the bumped word and sleep for
+/// ever: the model then deadlocks.)
+#[test]
+fn loom_wake_word_never_sleeps_past_an_announcement() {
+    model(|| {
+        let word = Arc::new(crate::sync::AtomicU32::new(0));
+        let queue = Arc::new(loom::sync::Mutex::new(Vec::<u32>::new()));
+        let (w2, q2) = (Arc::clone(&word), Arc::clone(&queue));
+        let daemon = thread::spawn(move || {
+            for k in 0..2 {
+                q2.lock().unwrap().push(k);
+                w2.fetch_add(1, Ordering::Release);
+                crate::futex::wake_all(&w2);
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let seen = word.load(Ordering::Acquire);
+            got.extend(queue.lock().unwrap().drain(..));
+            if got.len() < 2 {
+                crate::futex::wait(&word, seen, None);
+            }
+        }
+        assert_eq!(got, [0, 1]);
+        daemon.join().unwrap();
+    });
+}

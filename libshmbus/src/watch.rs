@@ -45,8 +45,10 @@
 //! that value. The daemon bumps the word only *after* the announcement's
 //! bytes are in the socket. So either the drain found the bytes, or the
 //! bump comes after the read and the kernel sees the word changed when the
-//! subscriber tries to sleep (or wakes it if it already sleeps). The
-//! member topics' wake-ups are the ring's own (`eventcount.rs`).
+//! subscriber tries to sleep (or wakes it if it already sleeps). Checked by
+//! the loom model `loom_wake_word_never_sleeps_past_an_announcement`
+//! (which deadlocks with the bump moved before the write). The member
+//! topics' wake-ups are the ring's own (`eventcount.rs`).
 
 use std::collections::VecDeque;
 use std::fs::File;
