@@ -188,7 +188,7 @@ impl ServiceBridge {
         let key = service_key(&self.key_prefix, name);
         info!("importing service `{name}` from `{key}`");
         while !self.stop.load(Ordering::Relaxed) {
-            let (ticket, request) = match server.recv_request(STOP_CHECK) {
+            let (ticket, request) = match server.recv_request_timeout(STOP_CHECK) {
                 Ok(r) => (r.ticket(), r.to_vec()),
                 Err(Error::Timeout | Error::Interrupted) => continue,
                 Err(e) => {

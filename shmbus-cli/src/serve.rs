@@ -169,7 +169,7 @@ fn work(server: &Server, handler: &Handler<'_>, done: &AtomicBool) -> Result<End
         if stop() {
             return Ok(End::Stopped);
         }
-        let req = match server.recv_request(WAIT_SLICE) {
+        let req = match server.recv_request_timeout(WAIT_SLICE) {
             Ok(req) => req,
             // The segment is gone from /dev/shm: callers cannot find us.
             Err(shmbus::Error::Closed) => return Ok(End::Removed),

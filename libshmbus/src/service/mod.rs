@@ -5,7 +5,8 @@
 //! * [`Client`] — `call`, `try_call`, `call_timeout` (the same triple as a
 //!   subscriber's receives), pipelined `send_request` +
 //!   `recv_reply` with [`Ticket`]s; replies are matched by correlation id.
-//! * [`Server`] — `recv_request` (a [`Request`]: the server's private copy
+//! * [`Server`] — `recv_request`, `try_recv_request`, `recv_request_timeout`
+//!   (the same triple; each gives a [`Request`]: the server's private copy
 //!   of the request), `reply`, `loan_reply` (write the reply into a lent
 //!   buffer, copied into the caller's slot on commit), `serve(|req| reply)`.
 //!

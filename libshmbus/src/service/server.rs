@@ -157,10 +157,16 @@ impl Server {
         self.index
     }
 
-    /// Waits at most `timeout` for the next request. [`Error::Closed`]: the
-    /// service's segment was removed from /dev/shm (`shmbusd` shut down or
-    /// cleaned the bus, or an `rm`), so no caller can reach this server.
-    pub fn recv_request(&self, timeout: Duration) -> Result<Request<'_>> {
+    /// Waits for the next request as long as it takes (or until a signal:
+    /// `Interrupted`). [`Error::Closed`]: the service's segment was removed
+    /// from /dev/shm (`shmbusd` shut down or cleaned the bus, or an `rm`),
+    /// so no caller can reach this server.
+    pub fn recv_request(&self) -> Result<Request<'_>> {
+        self.recv_with(Deadline::Never)
+    }
+
+    /// `recv_request`, waiting at most `timeout`.
+    pub fn recv_request_timeout(&self, timeout: Duration) -> Result<Request<'_>> {
         self.recv_with(Deadline::After(timeout))
     }
 
@@ -173,18 +179,12 @@ impl Server {
         }
     }
 
-    /// Waits for the next request as long as it takes (or until a signal:
-    /// `Interrupted`).
-    pub fn recv_request_forever(&self) -> Result<Request<'_>> {
-        self.recv_with(Deadline::Never)
-    }
-
     /// Answers requests with `handler` until an error (a signal:
     /// `Interrupted`). `handler` gets the server's private copy of each
     /// request; its reply is copied into the caller's slot.
     pub fn serve<R: AsRef<[u8]>>(&self, mut handler: impl FnMut(&[u8]) -> R) -> Result<()> {
         loop {
-            let req = self.recv_request_forever()?;
+            let req = self.recv_request()?;
             let out = handler(&req);
             let ticket = req.ticket();
             drop(req);
@@ -559,8 +559,8 @@ mod tests {
         let mut c = Client::attach(&bus, "p").unwrap();
         let t1 = c.send_request(b"first").unwrap();
         let t2 = c.send_request(b"second").unwrap();
-        let r1 = server.recv_request(T).unwrap();
-        let r2 = server.recv_request(T).unwrap();
+        let r1 = server.recv_request_timeout(T).unwrap();
+        let r2 = server.recv_request_timeout(T).unwrap();
         assert_eq!((&*r1, &*r2), (&b"first"[..], &b"second"[..]));
         for r in [&r1, &r2] {
             let cell = server.m.cell_payload(r.pos) as usize;
@@ -585,7 +585,7 @@ mod tests {
         assert_eq!(c.recv_reply_timeout(t2, T).unwrap(), b"SECOND");
         // Both request buffers went back to the pool and are reused.
         let t3 = c.send_request(b"third").unwrap();
-        let r3 = server.recv_request(T).unwrap();
+        let r3 = server.recv_request_timeout(T).unwrap();
         assert_eq!(&*r3, b"third");
         assert!(r3.buf.as_ptr() == b1 || r3.buf.as_ptr() == b2);
         assert!(server.reply(r3.ticket(), b"").unwrap());

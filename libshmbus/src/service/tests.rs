@@ -54,7 +54,7 @@ fn echo_server(
     let h = std::thread::spawn(move || {
         let mut n = 0;
         while !flag.load(Ordering::Relaxed) {
-            let req = match server.recv_request(Duration::from_millis(20)) {
+            let req = match server.recv_request_timeout(Duration::from_millis(20)) {
                 Ok(r) => r,
                 Err(Error::Timeout) => continue,
                 Err(e) => panic!("{e}"),
@@ -145,14 +145,14 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
         Err(Error::Timeout)
     ));
     assert_eq!(c.try_recv_reply(t).unwrap(), None);
-    let req = server.recv_request(T).unwrap();
+    let req = server.recv_request_timeout(T).unwrap();
     assert_eq!(&*req, b"a");
     assert!(server.reply(req.ticket(), b"A").unwrap());
     drop(req);
     assert_eq!(c.recv_reply_timeout(t, T).unwrap(), b"A");
     // Cancelled: the server's reply is dropped, the slot serves the next call.
     let t = c.send_request(b"b").unwrap();
-    let req = server.recv_request(T).unwrap();
+    let req = server.recv_request_timeout(T).unwrap();
     c.cancel(t).unwrap();
     assert!(!server.reply(req.ticket(), b"B").unwrap());
     drop(req);
@@ -161,7 +161,7 @@ fn timeouts_leave_recv_pending_and_cancel_drops_the_late_reply() {
     assert!(matches!(e, Error::Timeout), "{e}");
     assert!(server.try_recv_request().unwrap().is_none());
     let t = c.send_request(b"d").unwrap();
-    let req = server.recv_request(T).unwrap();
+    let req = server.recv_request_timeout(T).unwrap();
     assert_eq!(&*req, b"d");
     assert!(server.reply(req.ticket(), b"D").unwrap());
     drop(req);
@@ -175,7 +175,7 @@ fn a_server_dropped_with_a_call_unanswered_gives_server_gone() {
     let server = Server::attach_with(&bus.0, "g", &cfg).unwrap();
     let mut c = Client::attach(&bus.0, "g").unwrap();
     let t = c.send_request(b"x").unwrap();
-    let req = server.recv_request(T).unwrap();
+    let req = server.recv_request_timeout(T).unwrap();
     drop(req);
     drop(server);
     let e = c.recv_reply_timeout(t, T).unwrap_err();
@@ -191,16 +191,16 @@ fn loaned_replies_and_error_replies() {
     let t1 = c.send_request(b"1").unwrap();
     let t2 = c.send_request(b"2").unwrap();
     let t3 = c.send_request(b"3").unwrap();
-    let r = server.recv_request(T).unwrap();
+    let r = server.recv_request_timeout(T).unwrap();
     let mut loan = server.loan_reply(r.ticket(), 5).unwrap().unwrap();
     loan.copy_from_slice(b"hello");
     loan.truncate(4);
     assert!(loan.commit());
     drop(r);
-    let r = server.recv_request(T).unwrap();
+    let r = server.recv_request_timeout(T).unwrap();
     server.reply_error(r.ticket(), "no such thing").unwrap();
     drop(r);
-    let r = server.recv_request(T).unwrap();
+    let r = server.recv_request_timeout(T).unwrap();
     let e = server.reply(r.ticket(), &[0; 301]).unwrap_err();
     assert!(e.to_string().contains("max reply size of 300"), "{e}");
     drop(server.loan_reply(r.ticket(), 3).unwrap().unwrap()); // dropped unfinished
@@ -326,7 +326,7 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
         let mut c = Client::attach(&bus.0, "n").unwrap();
         for (i, error) in [(0u8, false), (1, true), (2, false)] {
             let t = c.send_request(&[i]).unwrap();
-            let r = server.recv_request(T).unwrap();
+            let r = server.recv_request_timeout(T).unwrap();
             if error {
                 server.reply_error(r.ticket(), "refused").unwrap();
             } else {
@@ -353,7 +353,7 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
     // Second client, attached: one reply, then a call its server drops.
     let mut c = Client::attach(&bus.0, "n").unwrap();
     let t = c.send_request(b"x").unwrap();
-    let r = server.recv_request(T).unwrap();
+    let r = server.recv_request_timeout(T).unwrap();
     server.reply(r.ticket(), b"y").unwrap();
     drop(r);
     assert_eq!(c.recv_reply_timeout(t, T).unwrap(), b"y");
@@ -377,7 +377,7 @@ fn counters_and_latency_add_up_across_clients_gone_and_attached() {
     assert!(p50 > 0 && p50 <= p90 && p90 <= p99, "{s:?}");
     let t = c.send_request(b"z").unwrap();
     assert_eq!(stats().in_flight, 1);
-    drop(server.recv_request(T).unwrap());
+    drop(server.recv_request_timeout(T).unwrap());
     drop(server);
     assert!(matches!(
         c.recv_reply_timeout(t, T).unwrap_err(),
@@ -414,7 +414,7 @@ fn an_idempotent_call_is_sent_again_when_its_server_leaves_and_a_plain_one_is_no
     let (plain, ()) = beside(
         || c.call_timeout(b"once", T),
         || {
-            let req = a.recv_request(T).unwrap();
+            let req = a.recv_request_timeout(T).unwrap();
             assert_eq!(&*req, b"once");
             drop(req);
             drop(a);
@@ -430,11 +430,11 @@ fn an_idempotent_call_is_sent_again_when_its_server_leaves_and_a_plain_one_is_no
     let (idem, ()) = beside(
         || c.call_idempotent_timeout(b"job", T),
         || {
-            let req = a2.recv_request(T).unwrap();
+            let req = a2.recv_request_timeout(T).unwrap();
             assert_eq!(&*req, b"job");
             drop(req);
             drop(a2);
-            let req = b.recv_request(T).unwrap();
+            let req = b.recv_request_timeout(T).unwrap();
             assert_eq!(&*req, b"job", "the request, sent again whole");
             let t = req.ticket();
             drop(req);
@@ -474,7 +474,7 @@ fn an_idempotent_call_ends_no_server_when_none_is_left_and_timeout_when_unanswer
     let (idem, ()) = beside(
         || c.call_idempotent_timeout(b"x", T),
         || {
-            let req = a.recv_request(T).unwrap();
+            let req = a.recv_request_timeout(T).unwrap();
             drop(req);
             drop(a);
         },
@@ -501,7 +501,7 @@ fn a_typed_idempotent_call_is_sent_again_and_decoded() {
     let (sum, handled) = beside(
         || c.call_idempotent_timeout(&(40, 2), T),
         || {
-            drop(a.recv_request(T).unwrap());
+            drop(a.recv_request_timeout(T).unwrap());
             drop(a);
             b.serve_one(T, |(x, y)| x + y).unwrap()
         },
@@ -520,14 +520,14 @@ fn a_removed_service_is_closed_for_its_server() {
     let bus = Bus::new("gone");
     let server = Server::attach_with(&bus.0, "gone", &small()).unwrap();
     assert!(matches!(
-        server.recv_request(Duration::from_millis(5)),
+        server.recv_request_timeout(Duration::from_millis(5)),
         Err(Error::Timeout)
     ));
     crate::service::remove_service(&bus.0, "gone").unwrap();
     assert!(matches!(server.try_recv_request(), Ok(None)));
     for wait in [Duration::from_millis(5), Duration::from_millis(300)] {
         assert!(
-            matches!(server.recv_request(wait), Err(Error::Closed)),
+            matches!(server.recv_request_timeout(wait), Err(Error::Closed)),
             "{wait:?}"
         );
     }

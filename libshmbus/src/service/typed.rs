@@ -179,7 +179,7 @@ impl<Req: DeserializeOwned, Resp: Serialize> TypedServer<Req, Resp> {
     /// request that did not decode is answered with an error reply and
     /// counts as handled).
     pub fn serve_one(&self, timeout: Duration, handler: impl FnOnce(Req) -> Resp) -> Result<bool> {
-        let req = match self.inner.recv_request(timeout) {
+        let req = match self.inner.recv_request_timeout(timeout) {
             Ok(r) => r,
             Err(Error::Timeout) => return Ok(false),
             Err(e) => return Err(e),

@@ -124,7 +124,7 @@ fn serve(bus: &str, name: &str, id: u32, max_clients: u32) -> shmbus::Result<()>
 fn hold(bus: &str, name: &str) -> shmbus::Result<()> {
     let server = Server::attach_with(bus, name, &config(8))?;
     say("ready");
-    let req = server.recv_request(Duration::from_secs(120))?;
+    let req = server.recv_request_timeout(Duration::from_secs(120))?;
     say(&format!("holding {}", req.ticket().correlation_id()));
     loop {
         std::thread::sleep(Duration::from_secs(3600));
