@@ -14,24 +14,18 @@ fi
 step "system tools the tests use (valgrind for the C API leak check, iproute2 for the network-namespace bridge test)"
 # Tests that need a tool or root are #[ignore]d, saying why, when built
 # without it (tests/build.rs); as root on a fresh machine, install it.
-if ! command -v valgrind >/dev/null 2>&1; then
+need_tool() { # COMMAND PACKAGE WHAT
+  command -v "$1" >/dev/null 2>&1 && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends valgrind >/dev/null 2>&1 \
-      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends valgrind >/dev/null; }
+    apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$2" >/dev/null; }
   else
-    echo "valgrind is missing and cannot be installed here: the leak check will be reported as ignored"
+    echo "$1 ($2) is missing and cannot be installed here: $3 will be reported as ignored"
   fi
-fi
-if ! command -v ip >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends iproute2 >/dev/null 2>&1 \
-      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends iproute2 >/dev/null; }
-  else
-    echo "ip (iproute2) is missing and cannot be installed here: the network-namespace test will be reported as ignored"
-  fi
-fi
+}
+need_tool valgrind valgrind "the C API leak check"
+need_tool ip iproute2 "the network-namespace bridge test"
 
 step "format"
 cargo fmt --all -- --check

@@ -74,12 +74,6 @@ pub const PARKED_TOPICS: usize = 126;
 /// How often topics beyond [`PARKED_TOPICS`] are polled while parked.
 pub const POLL_BEYOND: Duration = Duration::from_millis(10);
 
-/// One followed topic.
-#[derive(Debug)]
-struct Member {
-    sub: Subscriber,
-}
-
 /// The subscription's own control connection.
 #[derive(Debug)]
 struct Watch {
@@ -99,7 +93,8 @@ pub struct PatternSubscriber {
     patterns: Vec<Pattern>,
     opts: SubscribeOptions,
     watch: Option<Watch>,
-    members: Vec<Member>,
+    /// One subscriber per followed topic.
+    members: Vec<Subscriber>,
     /// Where the next round-robin look starts.
     next: usize,
     /// The topic of the last message, loss or error returned.
@@ -186,7 +181,7 @@ impl PatternSubscriber {
 
     /// The topics followed now, in the order they were joined.
     pub fn topics(&self) -> impl Iterator<Item = &str> {
-        self.members.iter().map(|m| m.sub.topic())
+        self.members.iter().map(|m| m.topic())
     }
 
     /// The topic of the last message, `Lagged` or per-topic error returned.
@@ -203,7 +198,7 @@ impl PatternSubscriber {
     /// Messages published on the followed topics that this subscriber has
     /// not read yet.
     pub fn lag(&self) -> u64 {
-        self.members.iter().map(|m| m.sub.lag()).sum()
+        self.members.iter().map(|m| m.lag()).sum()
     }
 
     /// Receives the next message of any matching topic, waiting for one.
@@ -259,8 +254,8 @@ impl PatternSubscriber {
             self.park(&mut deadline)?;
         };
         let m = &self.members[i];
-        self.last_topic = Some(m.sub.topic().to_string());
-        Ok(m.sub.copied(&found))
+        self.last_topic = Some(m.topic().to_string());
+        Ok(m.copied(&found))
     }
 
     /// One round-robin pass over the members: the first message found
@@ -271,20 +266,20 @@ impl PatternSubscriber {
         while k < self.members.len() {
             let i = (self.next + k) % self.members.len();
             let m = &mut self.members[i];
-            match m.sub.poll_copy() {
+            match m.poll_copy() {
                 Ok(Some(found)) => {
                     self.next = (i + 1) % self.members.len();
                     return Ok(Some((i, found)));
                 }
                 Ok(None) => k += 1,
                 Err(Error::Closed) => {
-                    tracing::debug!("pattern subscription: topic `{}` closed", m.sub.topic());
+                    tracing::debug!("pattern subscription: topic `{}` closed", m.topic());
                     self.members.remove(i);
                     self.next = 0;
                     k = 0;
                 }
                 Err(e) => {
-                    self.last_topic = Some(m.sub.topic().to_string());
+                    self.last_topic = Some(m.topic().to_string());
                     self.next = (i + 1) % self.members.len();
                     return Err(e);
                 }
@@ -381,7 +376,7 @@ impl PatternSubscriber {
                     ),
                 };
                 match joined {
-                    Ok(sub) => self.members.push(Member { sub }),
+                    Ok(sub) => self.members.push(sub),
                     Err(e) => self.pending.push_back((topic, e)),
                 }
             }
@@ -457,6 +452,8 @@ impl PatternSubscriber {
         stream
             .set_nonblocking(true)
             .map_err(|e| Error::io("cannot make the control socket non-blocking", e))?;
+        // Acquire: pairs with the daemon's Release bump (as in `service`);
+        // read before the first drain below.
         let seen = wake.word().load(Ordering::Acquire);
         self.watch = Some(Watch {
             stream,
@@ -479,7 +476,7 @@ impl PatternSubscriber {
         if self
             .members
             .iter()
-            .any(|m| m.sub.topic() == t.topic && m.sub.nonce() == t.segments.nonce)
+            .any(|m| m.topic() == t.topic && m.nonce() == t.segments.nonce)
         {
             return;
         }
@@ -492,7 +489,7 @@ impl PatternSubscriber {
             Start::Tail
         };
         match Subscriber::attach_at(self.bus.name(), &t.topic, from, self.opts.wait, &trust) {
-            Ok(sub) => self.members.push(Member { sub }),
+            Ok(sub) => self.members.push(sub),
             Err(e) => self.pending.push_back((t.topic, e)),
         }
     }
@@ -525,17 +522,19 @@ impl PatternSubscriber {
         let n = self.members.len().min(PARKED_TOPICS);
         for k in 0..n {
             let m = &self.members[(self.next + k) % self.members.len()];
-            let (ec, flag) = m.sub.wake_words();
+            let (ec, flag) = m.wake_words();
             words.push((ec.futex_word(), ec.prepare()));
             flag.store(1, Ordering::Relaxed);
         }
         // Re-check after announcing (the event counts' protocol): a message
         // committed before a `prepare` is seen here.
+        // Acquire: pairs with the daemon's Release bump; a bump since the
+        // last drain means announcements wait in the connection.
         let moved = self
             .watch
             .as_ref()
             .is_some_and(|w| w.wake.word().load(Ordering::Acquire) != w.seen);
-        let ready = moved || self.members.iter().any(|m| m.sub.readable());
+        let ready = moved || self.members.iter().any(|m| m.readable());
         let outcome = if ready {
             WaitOutcome::Woken
         } else {
@@ -544,7 +543,7 @@ impl PatternSubscriber {
         };
         for k in 0..n {
             let m = &self.members[(self.next + k) % self.members.len()];
-            m.sub.wake_words().1.store(0, Ordering::Relaxed);
+            m.wake_words().1.store(0, Ordering::Relaxed);
         }
         match outcome {
             WaitOutcome::Interrupted if crate::interrupt::generation() != self.interrupts => {
@@ -561,7 +560,7 @@ impl PatternSubscriber {
     /// [`wait`](Self::wait), which also takes in new topics.
     pub fn subscribers_mut(&mut self) -> impl Iterator<Item = &mut Subscriber> {
         self.prune();
-        self.members.iter_mut().map(|m| &mut m.sub)
+        self.members.iter_mut()
     }
 
     /// The topics that ended (closed, and read to the end) since the last
@@ -576,9 +575,9 @@ impl PatternSubscriber {
         let before = self.members.len();
         let ended = &mut self.ended;
         self.members.retain(|m| {
-            let done = m.sub.finished();
+            let done = m.finished();
             if done && ended.len() < MAX_ENDED {
-                ended.push(m.sub.topic().to_string());
+                ended.push(m.topic().to_string());
             }
             !done
         });
@@ -602,7 +601,7 @@ impl PatternSubscriber {
                 return Err(e);
             }
             self.prune();
-            if self.members.iter().any(|m| m.sub.readable()) {
+            if self.members.iter().any(|m| m.readable()) {
                 return Ok(());
             }
             if self.watch.is_none() && self.members.is_empty() {
@@ -616,7 +615,7 @@ impl PatternSubscriber {
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.opts.wait = strategy;
         for m in &mut self.members {
-            m.sub.set_wait_strategy(strategy);
+            m.set_wait_strategy(strategy);
         }
     }
 }

@@ -635,6 +635,8 @@ pub(crate) fn attach_subscriber<M: RingMemory>(
 /// cursor is past the tail (a forged or foreign entry).
 pub(crate) fn adopt_subscriber<M: RingMemory>(m: &M, index: u32) -> Option<SubLocal> {
     let e = m.sub_entry(index);
+    // Acquire: pairs with the Release store of ENTRY_ACTIVE in
+    // `attach_subscriber` (the daemon's, on this process's behalf).
     if e.state.load(Ordering::Acquire) != ENTRY_ACTIVE {
         return None;
     }

@@ -141,14 +141,20 @@ impl Subscriber {
                 max: t.geometry().config.max_subscribers,
             })?;
         let local = ring::attach_subscriber(&t, index, std::process::id(), from);
+        Ok(Subscriber::assemble(t, local, strategy))
+    }
+
+    /// The handle on mapped topic `t` whose entry `local` describes: its
+    /// private receive buffer made once, here.
+    fn assemble(t: MappedTopic, local: SubLocal, strategy: WaitStrategy) -> Subscriber {
         let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
-        Ok(Subscriber {
+        Subscriber {
             wait_any_seen: std::sync::atomic::AtomicU32::new(local.interrupts),
             t,
             local,
             strategy,
             buf,
-        })
+        }
     }
 
     /// Takes over subscriber entry `index` of `topic`, which the daemon
@@ -175,14 +181,7 @@ impl Subscriber {
         }
         crate::crash::point("birth.adopt");
         let local = ring::adopt_subscriber(&t, index).ok_or_else(bad)?;
-        let buf = vec![0u8; t.geometry().config.max_msg_size as usize].into_boxed_slice();
-        Ok(Subscriber {
-            wait_any_seen: std::sync::atomic::AtomicU32::new(local.interrupts),
-            t,
-            local,
-            strategy,
-            buf,
-        })
+        Ok(Subscriber::assemble(t, local, strategy))
     }
 
     /// One receive that never waits, copying the message into the private

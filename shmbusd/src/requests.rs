@@ -217,7 +217,6 @@ impl Daemon {
                     peer,
                     &self.config.access,
                     self.topics.iter().map(|(name, _)| name),
-                    |_| 0,
                 ),
             }),
         }

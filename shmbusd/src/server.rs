@@ -293,8 +293,11 @@ impl Server {
 
     fn after_drive(&mut self, token: Token, next: Next) {
         if let Some(conn) = self.connections.get_mut(&token) {
-            if conn.take_wrote() && conn.watching {
-                self.daemon.watchers.bump(token.0);
+            if conn.watching {
+                if conn.take_wrote() {
+                    self.daemon.watchers.bump(token.0);
+                }
+                self.daemon.watchers.set_unsent(token.0, conn.queued());
             }
         }
         match next {

@@ -34,6 +34,9 @@ struct Watcher {
     wake: WakePage,
     /// Announcements for the connection, oldest first.
     outbox: Vec<Outgoing>,
+    /// Frames the connection held unwritten after its last drive (the
+    /// subscriber has not read them yet).
+    unsent: usize,
 }
 
 /// Every pattern subscription, by connection.
@@ -69,6 +72,7 @@ impl Watchers {
                 patterns,
                 wake,
                 outbox: Vec::new(),
+                unsent: 0,
             },
         );
         Ok(fd.into())
@@ -153,6 +157,14 @@ impl Watchers {
             .collect()
     }
 
+    /// Records how many frames `conn` still holds unwritten, for
+    /// [`Watchers::infos`].
+    pub fn set_unsent(&mut self, conn: usize, unsent: usize) {
+        if let Some(w) = self.by_conn.get_mut(&conn) {
+            w.unsent = unsent;
+        }
+    }
+
     /// Tells `conn`'s subscriber that announcements were written to its
     /// connection: after the write, so a subscriber that read the word
     /// before draining cannot sleep past them (`watch.rs`).
@@ -190,12 +202,11 @@ impl Watchers {
         viewer: &Peer,
         access: &AccessPolicy,
         topics: impl Iterator<Item = &'a str> + Clone,
-        pending: impl Fn(usize) -> usize,
     ) -> Vec<WatcherInfo> {
         self.by_conn
             .iter()
             .filter(|(_, w)| access.is_owner(viewer) || w.peer.uid == viewer.uid)
-            .map(|(conn, w)| WatcherInfo {
+            .map(|(_, w)| WatcherInfo {
                 pid: w.peer.pid as u32,
                 uid: w.peer.uid,
                 patterns: w.patterns.iter().map(|p| p.to_string()).collect(),
@@ -206,7 +217,7 @@ impl Watchers {
                     })
                     .map(str::to_string)
                     .collect(),
-                pending: w.outbox.len() + pending(*conn),
+                pending: w.outbox.len() + w.unsent,
             })
             .collect()
     }
